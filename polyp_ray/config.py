@@ -1,0 +1,291 @@
+"""Typed configuration: one trial, one dataset, one search job; loaded from YAML and checked at the edge.
+
+Every loader rejects unknown keys and wrong types with a one-line ``ConfigError`` that names the file
+and the dotted key, so no half-valid dict travels further into the program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from polyp_ray.errors import ConfigError
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+SYNTHETIC = "synthetic"
+
+T = TypeVar("T")
+
+
+@dataclass
+class DataConfig:
+    """Where the image/mask pairs are and how they are split."""
+
+    path: str = SYNTHETIC  # a dataset folder, or "synthetic" for the generated polyp set
+    layout: str = "auto"  # a name from polyp_ray.data.layouts, or "auto"
+    image_dir: str | None = None  # the "folders" layout: image folder relative to path
+    mask_dir: str | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_seed: int = 0
+    groups_csv: str | None = None  # CSV with a "stem" column and group_column; groups never straddle splits
+    group_column: str | None = None
+    mask_threshold: int = 127  # masks are binarised at > threshold (Kvasir masks carry JPEG noise)
+    limit: int | None = None  # keep only the first N pairs by stem (quick runs, the notebook's 300)
+    cache_dir: str | None = None  # decoded-array cache; default $POLYP_RAY_CACHE or ~/.cache/polyp_ray
+    synthetic_count: int = 120
+    synthetic_seed: int = 0
+
+    def validate(self, where: str) -> None:
+        _check(0.0 <= self.val_fraction < 1.0, where, "data.val_fraction", "must be in [0, 1)")
+        _check(0.0 < self.test_fraction < 1.0, where, "data.test_fraction", "must be in (0, 1)")
+        _check(
+            self.val_fraction + self.test_fraction < 0.9,
+            where,
+            "data.val_fraction",
+            "val_fraction + test_fraction must leave at least 10% for training",
+        )
+        _check(0 <= self.mask_threshold < 255, where, "data.mask_threshold", "must be in [0, 255)")
+        _check(self.limit is None or self.limit >= 3, where, "data.limit", "must be at least 3")
+        _check(self.synthetic_count >= 6, where, "data.synthetic_count", "must be at least 6")
+        _check(
+            (self.groups_csv is None) == (self.group_column is None),
+            where,
+            "data.group_column",
+            "groups_csv and group_column must be given together",
+        )
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.path == SYNTHETIC
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        env = os.environ.get("POLYP_RAY_CACHE")
+        return Path(env).expanduser() if env else Path.home() / ".cache" / "polyp_ray"
+
+
+@dataclass
+class TrialConfig:
+    """Everything one training run needs; a search samples some of these fields."""
+
+    model: str = "unet"  # a name from polyp_ray.models.registry
+    base_width: int = 8  # filters of the first conv; 64 is the notebook's U-Net
+    image_size: int = 128
+    batch_size: int = 8
+    aug_strength: float = 0.5  # 0 = no augmentation, 1 = the strongest (notebook's shift is 0.05 at 1.0)
+    learning_rate: float = 1e-3
+    loss: str = "bce_dice"  # a name from polyp_ray.losses
+    epochs: int = 10
+    precision: str = "float32"
+    seed: int = 0
+    encoder_weights: str = "none"  # vgg16 encoders: "imagenet", "none" or a local .h5 path
+    freeze_encoder_epochs: int = 0  # vgg16 encoders: keep the encoder frozen for the first N epochs
+    threshold: float = 0.5  # probability above which a pixel is called polyp for Dice/IoU
+    num_predictions: int = 4  # prediction PNGs written after the test evaluation
+    evaluate_test: bool = True  # a search evaluates the best checkpoint itself, after the trials
+    output_dir: str = "runs/debug"  # where a debug run writes its artifacts
+    cpu_threads: int = 0  # TensorFlow threads; 0 = all cores (a search sets the trial's CPU share)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self, where: str) -> None:
+        from polyp_ray.losses import LOSSES
+        from polyp_ray.models.registry import MODELS
+
+        _check(self.model in MODELS, where, "model", f"unknown model {self.model!r}; known: {sorted(MODELS)}")
+        _check(self.loss in LOSSES, where, "loss", f"unknown loss {self.loss!r}; known: {sorted(LOSSES)}")
+        _check(self.precision in PRECISIONS, where, "precision", f"must be one of {list(PRECISIONS)}")
+        _check(self.base_width >= 1, where, "base_width", "must be >= 1")
+        _check(
+            self.image_size >= 32 and self.image_size % 32 == 0,
+            where,
+            "image_size",
+            "must be a multiple of 32 (the models halve it five times)",
+        )
+        _check(self.batch_size >= 1, where, "batch_size", "must be >= 1")
+        _check(0.0 <= self.aug_strength <= 1.0, where, "aug_strength", "must be in [0, 1]")
+        _check(0.0 < self.learning_rate < 1.0, where, "learning_rate", "must be in (0, 1)")
+        _check(self.epochs >= 1, where, "epochs", "must be >= 1")
+        _check(0.0 < self.threshold < 1.0, where, "threshold", "must be in (0, 1)")
+        _check(self.freeze_encoder_epochs >= 0, where, "freeze_encoder_epochs", "must be >= 0")
+        self.data.validate(where)
+
+
+@dataclass
+class Resources:
+    cpu: float = 1.0
+    gpu: float = 0.0  # fractional values let several trials share one GPU
+
+
+@dataclass
+class JobConfig:
+    """One search: the data, the space, the budget and where the results go."""
+
+    name: str = "default"
+    searchspace: str = "searchspace/default.yaml"  # relative to the job file's folder, then the CWD
+    num_samples: int = 8
+    max_epochs: int = 6
+    grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped
+    reduction_factor: int = 3  # ASHA: keep the top 1/reduction_factor at each rung
+    metric: str = "val_dice"
+    mode: str = "max"
+    max_concurrent: int = 2
+    resources: Resources = field(default_factory=Resources)
+    storage_path: str = "experiments"  # a local folder, or a cloud URI (s3://, gs://) on a cluster
+    seed: int = 0
+    time_budget_s: float | None = None
+    max_failures: int = 2  # a crashed trial restarts from its last checkpoint this many times
+    keep_checkpoints: int = 2  # per trial, the best by the metric
+    points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
+    trial: TrialConfig = field(default_factory=TrialConfig)  # fixed values the space does not sample
+
+    def validate(self, where: str) -> None:
+        _check(bool(self.name) and "/" not in self.name, where, "name", "must be a non-empty folder name")
+        _check(self.num_samples >= 1, where, "num_samples", "must be >= 1")
+        _check(self.max_epochs >= 1, where, "max_epochs", "must be >= 1")
+        _check(1 <= self.grace_period <= self.max_epochs, where, "grace_period", "must be in [1, max_epochs]")
+        _check(self.reduction_factor >= 2, where, "reduction_factor", "must be >= 2")
+        _check(self.metric in ("val_dice", "val_iou", "val_miou_2class", "val_loss"), where, "metric",
+               "must be val_dice, val_iou, val_miou_2class or val_loss")
+        _check(self.mode in ("max", "min"), where, "mode", "must be max or min")
+        _check(self.max_concurrent >= 1, where, "max_concurrent", "must be >= 1")
+        _check(self.resources.cpu > 0, where, "resources.cpu", "must be > 0")
+        _check(self.resources.gpu >= 0, where, "resources.gpu", "must be >= 0")
+        _check(self.time_budget_s is None or self.time_budget_s > 0, where, "time_budget_s", "must be > 0")
+        _check(self.max_failures >= 0, where, "max_failures", "must be >= 0")
+        _check(self.keep_checkpoints >= 1, where, "keep_checkpoints", "must be >= 1")
+        self.trial.validate(where)
+
+
+def _check(ok: bool, where: str, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}: {key}: {message}")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file, a syntax error or a non-mapping is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return loaded
+
+
+def from_mapping(cls: type[T], data: dict[str, Any], where: str, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and values of the wrong type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'top level'}: expected a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: {prefix}{key}: unknown key; known keys: {sorted(fields)}")
+        values[key] = _coerce(hints[key], value, where, f"{prefix}{key}")
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_mapping(hint, value, where, key + ".")  # type: ignore[arg-type]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key}: expected a list, got {value!r}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any or isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{where}: {key}: expected {hint.__name__}, got {value!r}")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], where: str = "--set") -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested mapping, in place."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{where}: {item!r}: expected key=value")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{where}: {key}: {part} is not a mapping")
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            node[parts[-1]] = raw
+    return data
+
+
+def load_trial_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
+    """A trial config from a YAML file (or the defaults), with ``--set`` overrides, validated."""
+    raw = read_yaml(path) if path else {}
+    where = str(path) if path else "defaults"
+    if "trial" in raw:  # a job file: its fixed trial settings plus its data
+        job = raw
+        raw = dict(job.get("trial") or {})
+        if "data" in job:
+            raw["data"] = job["data"]
+    apply_overrides(raw, overrides or [])
+    config = from_mapping(TrialConfig, raw, where)
+    config.validate(where)
+    return config
+
+
+def load_job_config(path: str | Path, overrides: list[str] | None = None) -> tuple[JobConfig, Path]:
+    """A job and the resolved path of its search-space file; ``data`` at the top level feeds the trial."""
+    raw = read_yaml(path)
+    apply_overrides(raw, overrides or [])
+    data = raw.pop("data", None)
+    if data is not None:
+        trial = raw.setdefault("trial", {})
+        if not isinstance(trial, dict):
+            raise ConfigError(f"{path}: trial: expected a mapping")
+        trial["data"] = data
+    job = from_mapping(JobConfig, raw, str(path))
+    job.validate(str(path))
+    return job, resolve_relative(job.searchspace, Path(path).parent, str(path), "searchspace")
+
+
+def resolve_relative(name: str, base: Path, where: str, key: str) -> Path:
+    """A path given in a file: relative to that file's folder first, then to the working directory."""
+    candidate = Path(name).expanduser()
+    for option in ([candidate] if candidate.is_absolute() else [base / candidate, Path.cwd() / candidate]):
+        if option.exists():
+            return option.resolve()
+    raise ConfigError(f"{where}: {key}: {name} not found")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def trial_from_dict(data: dict[str, Any], where: str = "trial config") -> TrialConfig:
+    config = from_mapping(TrialConfig, data, where)
+    config.validate(where)
+    return config

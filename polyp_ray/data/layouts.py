@@ -1,0 +1,96 @@
+"""Find image/mask pairs in the folder layouts polyp datasets ship in (a registry of layouts).
+
+Pairs are matched by file stem, never by sort order: a missing or extra file shows up as a named
+problem instead of silently shifting every later pair by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyp_ray.errors import DataError
+
+IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Pair:
+    stem: str
+    image: Path
+    mask: Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A dataset layout: the image folder and the mask folder, relative to the dataset root."""
+
+    name: str
+    image_dir: str
+    mask_dir: str
+    description: str
+
+
+# The registry: add a layout here and both discovery and "auto" know it.
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout
+    for layout in (
+        Layout("kvasir", "images", "masks", "Kvasir-SEG, PraNet-style splits"),
+        Layout("clinicdb", "Original", "Ground Truth", "CVC-ClinicDB"),
+        Layout("giana", "train", "train_labels", "GIANA / CVC-ColonDB (the notebook's layout)"),
+    )
+}
+
+
+def discover_pairs(
+    root: str | Path,
+    layout: str = "auto",
+    image_dir: str | None = None,
+    mask_dir: str | None = None,
+) -> tuple[Layout, list[Pair], list[str]]:
+    """Return the layout, the pairs sorted by stem, and one problem line per unpaired file.
+
+    ``layout="folders"`` (or giving ``image_dir``/``mask_dir``) uses the user's own pair of folders.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    chosen = _choose_layout(root, layout, image_dir, mask_dir)
+    images = _index_folder(root / chosen.image_dir)
+    masks = _index_folder(root / chosen.mask_dir)
+    problems = [f"{images[s]}: image has no mask in {root / chosen.mask_dir}" for s in sorted(images.keys() - masks.keys())]
+    problems += [f"{masks[s]}: mask has no image in {root / chosen.image_dir}" for s in sorted(masks.keys() - images.keys())]
+    pairs = [Pair(s, images[s], masks[s]) for s in sorted(images.keys() & masks.keys())]
+    return chosen, pairs, problems
+
+
+def _choose_layout(root: Path, layout: str, image_dir: str | None, mask_dir: str | None) -> Layout:
+    if layout == "folders" or image_dir or mask_dir:
+        if not (image_dir and mask_dir):
+            raise DataError(f"{root}: the 'folders' layout needs both data.image_dir and data.mask_dir")
+        return Layout("folders", image_dir, mask_dir, "the user's own image and mask folders")
+    if layout != "auto":
+        if layout not in LAYOUTS:
+            known = sorted([*LAYOUTS, "auto", "folders"])
+            raise DataError(f"{root}: unknown layout {layout!r}; known: {known}")
+        return LAYOUTS[layout]
+    for candidate in LAYOUTS.values():
+        if (root / candidate.image_dir).is_dir() and (root / candidate.mask_dir).is_dir():
+            return candidate
+    expected = ", ".join(f"{lay.image_dir}/ + {lay.mask_dir}/" for lay in LAYOUTS.values())
+    raise DataError(f"{root}: no known layout found (expected one of: {expected}; or set data.image_dir/mask_dir)")
+
+
+def _index_folder(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found")
+    index: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+            continue
+        if path.stem in index:
+            raise DataError(f"{path}: two files share the stem {path.stem!r} ({index[path.stem].name})")
+        index[path.stem] = path
+    if not index:
+        raise DataError(f"{folder}: empty folder (no {'/'.join(IMAGE_SUFFIXES)} files)")
+    return index

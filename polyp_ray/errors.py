@@ -1,0 +1,22 @@
+"""The one exception type users see: a one-line message that names the file or key at fault."""
+
+from __future__ import annotations
+
+
+class PolypRayError(Exception):
+    """A user-facing problem (bad input, missing file, bad setting).
+
+    The CLIs print ``str(err)`` on one line and exit with code 2 instead of a traceback.
+    """
+
+
+class ConfigError(PolypRayError):
+    """A job, search-space or trial setting is wrong."""
+
+
+class DataError(PolypRayError):
+    """A dataset folder or one of its files is unusable."""
+
+
+class TrainingDiverged(PolypRayError):
+    """The loss became NaN or infinite: the trial stops instead of reporting garbage."""

@@ -1,0 +1,177 @@
+"""Search-space YAML -> an Optuna define-by-run function (conditional parameters included).
+
+A space file maps TrialConfig fields to one of:
+
+    model:         {choices: [unet, vgg16_unet]}          categorical
+    learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}  float (int when low, high are ints)
+    batch_size:    {low: 4, high: 16, step: 4}             int with a step
+    loss:          {value: bce_dice}                        fixed
+    base_width:    {choices: [8, 16], when: {model: [unet, encoder_decoder]}}   conditional
+
+``when`` names parameters defined earlier in the file; a parameter whose condition is false is not
+sampled (TrialConfig's default, or the job's fixed ``trial`` value, applies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyp_ray.config import TrialConfig, read_yaml
+from polyp_ray.errors import ConfigError
+
+SPEC_KEYS = {"choices", "low", "high", "log", "step", "value", "when"}
+NOT_SEARCHABLE = {"data", "output_dir", "evaluate_test", "epochs", "num_predictions", "cpu_threads"}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # "categorical" | "float" | "int" | "fixed"
+    choices: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    step: float | None = None
+    value: Any = None
+    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def active(self, sampled: dict[str, Any]) -> bool:
+        return all(sampled.get(key) in allowed for key, allowed in self.when.items())
+
+    def suggest(self, trial: Any) -> Any:
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "float":
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return self.value
+
+    def values(self) -> tuple[Any, ...]:
+        """The discrete values this parameter can take (categorical or fixed), else ()."""
+        if self.kind == "categorical":
+            return self.choices
+        return (self.value,) if self.kind == "fixed" else ()
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    params: tuple[Param, ...]
+    source: str
+
+    def define_by_run(self, trial: Any) -> dict[str, Any]:
+        """The function OptunaSearch calls: suggest each active parameter, return the fixed ones."""
+        sampled: dict[str, Any] = {}
+        constants: dict[str, Any] = {}
+        for param in self.params:
+            if not param.active({**sampled, **constants}):
+                continue
+            if param.kind == "fixed":
+                constants[param.name] = param.value
+            else:
+                sampled[param.name] = param.suggest(trial)
+        return constants or None  # type: ignore[return-value]
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def image_sizes(self, default: int) -> list[int]:
+        """Every image size a trial may ask for: the dataset is decoded once for each."""
+        for param in self.params:
+            if param.name == "image_size":
+                if param.kind == "int":
+                    step = int(param.step or 1)
+                    return list(range(int(param.low), int(param.high) + 1, step))
+                return sorted(int(v) for v in param.values())
+        return [default]
+
+    def check_point(self, point: dict[str, Any], where: str) -> None:
+        """A ``points_to_evaluate`` entry must name only parameters of this space, with values inside it."""
+        by_name = {p.name: p for p in self.params}
+        for key, value in point.items():
+            if key not in by_name:
+                raise ConfigError(f"{where}: points_to_evaluate: {key}: not a parameter of {self.source}")
+            param = by_name[key]
+            if param.kind == "categorical" and value not in param.choices:
+                raise ConfigError(f"{where}: points_to_evaluate: {key}: {value!r} not in {list(param.choices)}")
+            if param.kind in ("float", "int") and not (param.low <= value <= param.high):
+                raise ConfigError(f"{where}: points_to_evaluate: {key}: {value!r} outside [{param.low}, {param.high}]")
+
+
+def load_searchspace(path: str | Path) -> SearchSpace:
+    raw = read_yaml(path)
+    where = str(path)
+    if not raw:
+        raise ConfigError(f"{where}: the search space is empty")
+    fields = {f.name: f for f in dataclasses.fields(TrialConfig)}
+    params: list[Param] = []
+    for name, spec in raw.items():
+        if name not in fields or name in NOT_SEARCHABLE:
+            searchable = sorted(set(fields) - NOT_SEARCHABLE)
+            raise ConfigError(f"{where}: {name}: unknown or unsearchable parameter; searchable: {searchable}")
+        params.append(_parse_param(name, spec, where, {p.name for p in params}))
+    space = SearchSpace(tuple(params), where)
+    _check_values(space, where)
+    return space
+
+
+def _parse_param(name: str, spec: Any, where: str, earlier: set[str]) -> Param:
+    if not isinstance(spec, dict):
+        spec = {"value": spec}
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: {name}.{sorted(unknown)[0]}: unknown key; known: {sorted(SPEC_KEYS)}")
+    when = _parse_when(name, spec.get("when", {}), where, earlier)
+    if "choices" in spec:
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}: {name}.choices: must be a non-empty list")
+        return Param(name, "categorical", choices=tuple(choices), when=when)
+    if "value" in spec:
+        return Param(name, "fixed", value=spec["value"], when=when)
+    if "low" not in spec or "high" not in spec:
+        raise ConfigError(f"{where}: {name}: needs choices, value, or low and high")
+    low, high, log, step = spec["low"], spec["high"], bool(spec.get("log", False)), spec.get("step")
+    for key, value in (("low", low), ("high", high)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}: {name}.{key}: must be a number, got {value!r}")
+    if not low < high:
+        raise ConfigError(f"{where}: {name}.low: must be below high ({low} >= {high})")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: {name}.low: must be > 0 for a log scale")
+    if log and step is not None:
+        raise ConfigError(f"{where}: {name}.step: cannot be combined with log")
+    kind = "int" if isinstance(low, int) and isinstance(high, int) and not isinstance(step, float) else "float"
+    return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+
+
+def _parse_when(name: str, when: Any, where: str, earlier: set[str]) -> dict[str, tuple[Any, ...]]:
+    if not isinstance(when, dict):
+        raise ConfigError(f"{where}: {name}.when: must map earlier parameters to allowed values")
+    parsed = {}
+    for key, allowed in when.items():
+        if key not in earlier:
+            raise ConfigError(f"{where}: {name}.when.{key}: must name a parameter defined above {name}")
+        parsed[key] = tuple(allowed if isinstance(allowed, list) else [allowed])
+    return parsed
+
+
+def _check_values(space: SearchSpace, where: str) -> None:
+    """Every discrete value must make a valid TrialConfig (unknown model or loss names, bad sizes)."""
+    for param in space.params:
+        for value in param.values():
+            try:
+                TrialConfig(**{param.name: value}).validate(where)
+            except TypeError:
+                raise ConfigError(f"{where}: {param.name}: {value!r} has the wrong type") from None
+            except ConfigError as err:
+                raise ConfigError(f"{where}: {param.name}: {value!r}: {str(err).split(': ', 2)[-1]}") from None
+        if param.kind in ("float", "int"):
+            for bound in (param.low, param.high):
+                try:
+                    TrialConfig(**{param.name: type(getattr(TrialConfig(), param.name))(bound)}).validate(where)
+                except ConfigError as err:
+                    raise ConfigError(f"{where}: {param.name}: bound {bound!r}: {str(err).split(': ', 2)[-1]}") from None

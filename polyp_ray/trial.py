@@ -1,0 +1,189 @@
+"""run_trial(config, reporter): the one training function, called by ``--debug`` and by every Tune trial.
+
+Each epoch it trains, scores the validation split, writes a checkpoint (model + state) and hands both
+to the reporter; the reporter decides what to do with them (print and keep the best file, or
+``tune.report``). A reporter that has a checkpoint to restore makes the trial resume from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from polyp_ray.config import TrialConfig, to_dict
+from polyp_ray.data.dataset import PreparedData, prepare_data
+from polyp_ray.data.pipeline import train_dataset
+from polyp_ray.errors import ConfigError, TrainingDiverged
+from polyp_ray.evaluation import evaluate_split, predict_probs, write_json, write_predictions
+from polyp_ray.losses import get_loss
+from polyp_ray.metrics import summarise
+from polyp_ray.models import MODELS, build_model, set_encoder_trainable
+from polyp_ray.runtime import configure_tensorflow
+
+MODEL_FILE = "model.keras"
+STATE_FILE = "state.json"
+
+
+class Reporter(Protocol):
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None: ...
+
+    def restore(self) -> Path | None: ...
+
+
+@dataclass
+class TrialResult:
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_val_dice: float
+    n_params: int
+    test: dict[str, Any] | None = None
+    model: keras.Model | None = field(default=None, repr=False)
+
+
+def run_trial(config: TrialConfig, reporter: Reporter, data: PreparedData | None = None) -> TrialResult:
+    """Train ``config`` for ``config.epochs`` epochs (or resume), reporting every epoch."""
+    configure_tensorflow(config.precision, config.seed, config.cpu_threads)
+    data = data or prepare_data(config.data, config.image_size)
+    train = data.splits["train"]
+    if config.batch_size > len(train):
+        raise ConfigError(f"batch_size: {config.batch_size} is larger than the training split ({len(train)} images)")
+    steps = len(train) // config.batch_size
+    model, state = _restore_or_build(config, reporter.restore(), steps)
+    train_tensors = (tf.convert_to_tensor(train.images), tf.convert_to_tensor(train.masks))
+    best_weights = model.get_weights() if state["history"] else None
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        if _unfreeze_due(config, epoch):
+            set_encoder_trainable(model, True)
+            _compile(model, config, steps, resume_step=int(model.optimizer.iterations.numpy()))
+        row = _train_epoch(model, config, data, train_tensors, epoch, steps)
+        state["history"].append(row)
+        if row["val_dice"] > state["best_val_dice"] or state["best_epoch"] == 0:
+            state.update(best_epoch=epoch, best_val_dice=row["val_dice"])
+            best_weights = model.get_weights()
+        state["epoch"] = epoch
+        with tempfile.TemporaryDirectory(prefix="polyp_ray_ckpt_") as tmp:
+            _save_checkpoint(model, state, Path(tmp))
+            reporter.report(row, Path(tmp))
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    result = TrialResult(state["history"], state["best_epoch"], state["best_val_dice"], model.count_params(), model=model)
+    if config.evaluate_test:
+        result.test = evaluate_test(model, config, data, Path(config.output_dir), "debug", state["best_epoch"])
+    return result
+
+
+def evaluate_test(
+    model: keras.Model, config: TrialConfig, data: PreparedData, out_dir: Path, trial_id: str, epoch: int
+) -> dict[str, Any]:
+    """The final, only look at the test split: test_metrics.json and prediction PNGs in ``out_dir``."""
+    body, probs = evaluate_split(model, data.splits["test"], config.threshold, config.batch_size)
+    body = {"trial_id": trial_id, "checkpoint_epoch": epoch, **body, "n_params": model.count_params(),
+            "image_size": config.image_size, "model": config.model}
+    write_json(out_dir / "test_metrics.json", body)
+    write_predictions(data.splits["test"], probs, out_dir / "predictions", config.num_predictions, config.threshold)
+    return body
+
+
+def _train_epoch(model, config: TrialConfig, data: PreparedData, train_tensors, epoch: int, steps: int) -> dict:
+    # A fresh, epoch-seeded stream: a resumed trial sees exactly the augmentations it would have seen.
+    stream = train_dataset(*train_tensors, config.batch_size, config.aug_strength, seed=config.seed * 100_003 + epoch)
+    start = time.perf_counter()
+    history = model.fit(stream, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+                        callbacks=[keras.callbacks.TerminateOnNaN()])
+    train_s = time.perf_counter() - start
+    loss = float(history.history["loss"][-1])
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"epoch {epoch}: training loss became {loss} (model={config.model}, learning_rate={config.learning_rate}, "
+            f"precision={config.precision}); stopping this trial instead of reporting it"
+        )
+    val = _validate(model, config, data)
+    return {
+        "epoch": epoch,
+        "loss": loss,
+        **val,
+        "epoch_s": time.perf_counter() - start,
+        "train_s": train_s,
+        "train_images_per_s": steps * config.batch_size / train_s,
+        "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+    }
+
+
+def _validate(model, config: TrialConfig, data: PreparedData) -> dict[str, float]:
+    val = data.splits["val"] if len(data.splits["val"]) else data.splits["train"]
+    probs = predict_probs(model, val.images, config.batch_size)
+    truth = val.masks.astype(np.float32)
+    loss = float(keras.ops.convert_to_numpy(get_loss(config.loss)(truth, probs)))
+    scores = summarise(probs, truth, config.threshold)
+    return {"val_loss": loss, "val_dice": scores["dice"], "val_iou": scores["iou"],
+            "val_miou_2class": scores["miou_2class"]}
+
+
+def _restore_or_build(config: TrialConfig, checkpoint: Path | None, steps: int) -> tuple[keras.Model, dict]:
+    if checkpoint is not None and (checkpoint / MODEL_FILE).exists():
+        model = keras.models.load_model(checkpoint / MODEL_FILE)
+        state = json.loads((checkpoint / STATE_FILE).read_text())
+        return model, state
+    model = build_model(config.model, config.image_size, config.base_width, config.encoder_weights)
+    if config.freeze_encoder_epochs > 0 and MODELS[config.model].pretrained_encoder:
+        set_encoder_trainable(model, False)
+    _compile(model, config, steps)
+    return model, {"epoch": 0, "best_epoch": 0, "best_val_dice": -1.0, "history": [], "config": to_dict(config)}
+
+
+def _compile(model: keras.Model, config: TrialConfig, steps: int, resume_step: int = 0) -> None:
+    """Adam with cosine decay over the whole run, as the notebook (which decayed per epoch)."""
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
+    optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    model.compile(optimizer=optimizer, loss=get_loss(config.loss))
+    if resume_step:
+        optimizer.build(model.trainable_variables)
+        optimizer.iterations.assign(resume_step)
+
+
+def _unfreeze_due(config: TrialConfig, epoch: int) -> bool:
+    return (
+        config.freeze_encoder_epochs > 0
+        and MODELS[config.model].pretrained_encoder
+        and epoch == config.freeze_encoder_epochs + 1
+    )
+
+
+def _save_checkpoint(model: keras.Model, state: dict, folder: Path) -> None:
+    model.save(folder / MODEL_FILE)
+    (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+class DebugReporter:
+    """Prints each epoch and keeps the best checkpoint as ``best.keras`` in the output folder."""
+
+    def __init__(self, output_dir: Path, metric: str = "val_dice") -> None:
+        self.output_dir = output_dir
+        self.metric = metric
+        self.best = -math.inf
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    def restore(self) -> Path | None:
+        return None
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None:
+        print(
+            f"epoch {metrics['epoch']:>3}  loss {metrics['loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
+            f"val_dice {metrics['val_dice']:.4f}  val_iou {metrics['val_iou']:.4f}  "
+            f"val_miou_2class {metrics['val_miou_2class']:.4f}  {metrics['epoch_s']:.1f} s  "
+            f"({metrics['train_images_per_s']:.1f} img/s)",
+            flush=True,
+        )
+        if metrics[self.metric] > self.best:
+            self.best = metrics[self.metric]
+            shutil.copyfile(checkpoint_dir / MODEL_FILE, self.output_dir / "best.keras")
