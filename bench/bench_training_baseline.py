@@ -141,11 +141,15 @@ def run_variant(v: Variant, args) -> dict:
             super().__init__()
             self.stamps = []
 
+            self.cpu = []
+
         def on_train_begin(self, logs=None):
             self.stamps.append(time.perf_counter())
+            self.cpu.append(time.process_time())
 
         def on_train_batch_end(self, batch, logs=None):
             self.stamps.append(time.perf_counter())
+            self.cpu.append(time.process_time())
 
     timer = Timer()
     # One fit over warm + timed steps on the repeated dataset; the timed window runs from the end of
@@ -159,6 +163,7 @@ def run_variant(v: Variant, args) -> dict:
     dt = stamps[-1] - stamps[n_warm_exec]
     per_exec = sorted(b - a for a, b in zip(stamps[n_warm_exec:-1], stamps[n_warm_exec + 1:]))
     median_step = per_exec[len(per_exec) // 2] / v.spe
+    own_cores = (timer.cpu[-1] - timer.cpu[n_warm_exec]) / dt
     return {
         **asdict(v),
         "images": len(x),
@@ -171,6 +176,7 @@ def run_variant(v: Variant, args) -> dict:
         "images_per_s": timed * v.batch / dt,
         "median_step_s": median_step,
         "median_images_per_s": v.batch / median_step,
+        "own_cores_timed": round(own_cores, 2),
         "threads_effective": [tf.config.threading.get_inter_op_parallelism_threads(),
                               tf.config.threading.get_intra_op_parallelism_threads()],
     }
@@ -238,19 +244,58 @@ def run_peak(args) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
+def _busy_cpu_s() -> float:
+    """CPU-seconds spent busy by the whole machine so far (/proc/stat; 0 where unavailable)."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _wait_idle(max_wait_s: float, threshold: float = 0.3) -> float:
+    """Wait (up to max_wait_s) until other processes use < threshold cores; return their last load."""
+    deadline = time.monotonic() + max_wait_s
+    warned = False
+    while True:
+        b0 = _busy_cpu_s()
+        time.sleep(2.0)
+        load = (_busy_cpu_s() - b0) / 2.0
+        if load < threshold or time.monotonic() >= deadline:
+            return load
+        if not warned:
+            print(f"  (other processes use {load:.1f} cores; waiting up to {max_wait_s:.0f} s for idle)",
+                  flush=True)
+            warned = True
+
+
 def _child(kind: str, args) -> dict | None:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", kind, "--data", args.data,
            "--images", str(args.images), "--image-size", str(args.image_size),
            "--warmup-steps", str(args.warmup_steps), "--measure-images", str(args.measure_images),
            "--matmul-n", str(args.matmul_n), "--matmul-reps", str(args.matmul_reps)]
+    _wait_idle(args.wait_idle)
+    b0, c0, t0 = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.variant_timeout)
     except subprocess.TimeoutExpired:
         print(f"  {kind}: timed out after {args.variant_timeout} s", flush=True)
         return None
+    wall = time.perf_counter() - t0
+    others = max(0.0, ((_busy_cpu_s() - b0) - (_children_cpu_s() - c0)) / wall)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
+            res = json.loads(line[7:])
+            res["other_processes_cores"] = round(others, 2)
+            return res
     print(f"  {kind}: failed (rc {proc.returncode})\n{proc.stderr[-2000:]}", flush=True)
     return None
 
@@ -272,6 +317,8 @@ def main(argv=None) -> int:
     ap.add_argument("--matmul-n", type=int, default=4096)
     ap.add_argument("--matmul-reps", type=int, default=8)
     ap.add_argument("--variant-timeout", type=int, default=300, help="seconds per variant subprocess")
+    ap.add_argument("--wait-idle", type=float, default=120,
+                    help="before each run wait up to this many seconds for other processes to go idle")
     ap.add_argument("--json", help="also write all results to this JSON file")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -305,7 +352,7 @@ def main(argv=None) -> int:
     print(f"\ntraining throughput, NotebookUNet, {args.image_size} px, {args.images} Kvasir-SEG pairs, "
           f"timed epoch after warm-up (input pipeline included)")
     print(f"{'variant':22s} {'img/s':>7s} {'median':>7s} {'vs fp32':>7s} {'GFLOP/s':>8s} {'%bf16pk':>7s}  "
-          f"{'warm-up':>8s}  description")
+          f"{'warm-up':>8s} {'cores':>5s} {'other':>5s}  description")
     results = []
     base = None
     for name in args.variants:
@@ -320,7 +367,8 @@ def main(argv=None) -> int:
         pk = f"{100 * gflops * 1e9 / bf16_peak:6.1f}%" if bf16_peak else "    n/a"
         rel = f"{ips / base:6.2f}x" if base else "    n/a"
         print(f"{name:22s} {ips:7.2f} {r['median_images_per_s']:7.2f} {rel} {gflops:8.0f} {pk}  "
-              f"{r['warmup_s']:7.1f}s  {BY_NAME[name].doc} [{r['timed_steps']} steps x {r['batch']}]",
+              f"{r['warmup_s']:7.1f}s {r['own_cores_timed']:5.2f} {r['other_processes_cores']:5.2f}  "
+              f"{BY_NAME[name].doc} [{r['timed_steps']} steps x {r['batch']}]",
               flush=True)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json:

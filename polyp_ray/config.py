@@ -269,7 +269,7 @@ def load_job_config(path: str | Path, overrides: list[str] | None = None) -> tup
         trial["data"] = data
     job = from_mapping(JobConfig, raw, str(path))
     job.validate(str(path))
-    return job, resolve_relative(job.searchspace, Path(path).parent, str(path), "searchspace")
+    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
 
 
 def resolve_relative(name: str, base: Path, where: str, key: str) -> Path:

@@ -25,7 +25,7 @@ from polyp_ray.data.dataset import PreparedData, prepare_data
 from polyp_ray.data.pipeline import train_dataset
 from polyp_ray.errors import ConfigError, TrainingDiverged
 from polyp_ray.evaluation import evaluate_split, predict_probs, write_json, write_predictions
-from polyp_ray.losses import get_loss
+from polyp_ray.losses import custom_objects, get_loss
 from polyp_ray.metrics import summarise
 from polyp_ray.models import MODELS, build_model, set_encoder_trainable
 from polyp_ray.runtime import configure_tensorflow
@@ -131,7 +131,7 @@ def _validate(model, config: TrialConfig, data: PreparedData) -> dict[str, float
 
 def _restore_or_build(config: TrialConfig, checkpoint: Path | None, steps: int) -> tuple[keras.Model, dict]:
     if checkpoint is not None and (checkpoint / MODEL_FILE).exists():
-        model = keras.models.load_model(checkpoint / MODEL_FILE)
+        model = keras.models.load_model(checkpoint / MODEL_FILE, custom_objects=custom_objects())
         state = json.loads((checkpoint / STATE_FILE).read_text())
         return model, state
     model = build_model(config.model, config.image_size, config.base_width, config.encoder_weights)

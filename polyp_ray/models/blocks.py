@@ -10,9 +10,18 @@ import keras
 from keras import layers
 
 
+# Keras's default momentum (0.99) needs hundreds of steps before the moving statistics used at
+# inference are usable; ASHA judges trials after an epoch or two of a small dataset, so use 0.9.
+BN_MOMENTUM = 0.9
+
+
+def batch_norm(name: str) -> layers.BatchNormalization:
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
 def conv_bn_relu(x, filters: int, name: str):
     x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = batch_norm(f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -25,7 +34,7 @@ def conv_block(x, filters: int, name: str):
 def decoder_block(x, skip, filters: int, name: str):
     """Transposed-conv upsampling (x2), optional skip concatenation, then two convs at ``filters``."""
     x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"{name}_up")(x)
-    x = layers.BatchNormalization(name=f"{name}_up_bn")(x)
+    x = batch_norm(f"{name}_up_bn")(x)
     x = layers.ReLU(name=f"{name}_up_relu")(x)
     if skip is not None:
         x = layers.Concatenate(name=f"{name}_concat")([x, skip])

@@ -1,0 +1,191 @@
+"""Read an experiment folder (docs/experiment-layout.md) into one object; the rest of the report never
+touches the disk layout.
+
+Trial folders are found by their recorded path first and then by name inside the experiment folder, so
+an experiment copied off a cluster (absolute paths from another machine) still reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from polyp_ray.errors import PolypRayError
+from polyp_ray.searchspace import SearchSpace, load_searchspace
+
+OURS = "polyp_ray"
+
+
+class ReportError(PolypRayError):
+    """The experiment folder cannot be reported on (missing or unreadable files)."""
+
+
+@dataclass
+class Experiment:
+    path: Path
+    job: dict[str, Any]
+    job_text: str
+    space_text: str
+    space: SearchSpace | None
+    space_problem: str
+    trials: pd.DataFrame  # trials.csv, best first (by the job's metric)
+    histories: dict[str, pd.DataFrame]  # trial_id -> per-epoch rows
+    tests: dict[str, dict[str, Any]]  # trial_id -> test_metrics.json
+    params: dict[str, dict[str, Any]]  # trial_id -> the sampled parameters, with their original types
+    dataset: dict[str, Any]
+    environment: dict[str, str]
+    command: str
+    notes: list[str] = field(default_factory=list)  # what was missing, shown in the page
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def ours(self) -> Path:
+        return self.path / OURS
+
+    @property
+    def metric(self) -> str:
+        return str(self.job.get("metric", "val_dice"))
+
+    @property
+    def maximise(self) -> bool:
+        return self.job.get("mode", "max") == "max"
+
+    @property
+    def best_trial_id(self) -> str | None:
+        scored = self.trials.dropna(subset=[f"best_{self.metric}"]) if f"best_{self.metric}" in self.trials else None
+        return None if scored is None or scored.empty else str(scored.iloc[0]["trial_id"])
+
+    def trial_row(self, trial_id: str) -> pd.Series:
+        return self.trials.loc[self.trials["trial_id"] == trial_id].iloc[0]
+
+    def per_image(self, trial_id: str, key: str = "dice") -> dict[str, float]:
+        rows = self.tests.get(trial_id, {}).get("per_image", [])
+        return {str(r["stem"]): float(r[key]) for r in rows if key in r}
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    exp = Path(path).expanduser().resolve()
+    _check_folder(exp)
+    ours = exp / OURS
+    job_text = _read_text(ours / "job.yaml")
+    job = (yaml.safe_load(job_text) or {}) if job_text else {}
+    space_text = _read_text(ours / "searchspace.yaml")
+    space, space_problem = _load_space(ours / "searchspace.yaml")
+    trials = _read_trials(ours / "trials.csv", job)
+    notes: list[str] = []
+    dirs = {str(t): _trial_dir(exp, d) for t, d in zip(trials["trial_id"], trials.get("trial_dir", []), strict=False)}
+    histories = {t: _history(d) for t, d in dirs.items() if d is not None}
+    missing = sorted(t for t, d in dirs.items() if d is None)
+    if missing:
+        notes.append(f"no trial folder found for {len(missing)} trial(s): {', '.join(missing)}")
+    tests = {t: body for t in dirs if (body := _read_json(ours / "trials" / t / "test_metrics.json"))}
+    params = {t: _params(d, trials, t, job) for t, d in dirs.items()}
+    return Experiment(exp, job, job_text, space_text, space, space_problem, trials, histories, tests, params,
+                      _read_json(ours / "dataset.json"), _read_json(ours / "environment.json"),
+                      _read_text(ours / "command.txt").strip(), notes)
+
+
+def _check_folder(exp: Path) -> None:
+    if not exp.is_dir():
+        raise ReportError(f"{exp}: experiment folder not found")
+    if (exp / OURS / "trials.csv").is_file():
+        return
+    inside = sorted(p.parent.parent.name for p in exp.glob(f"*/{OURS}/trials.csv"))
+    if inside:
+        raise ReportError(f"{exp}: a storage folder, not an experiment; experiments in it: {', '.join(inside)}")
+    raise ReportError(f"{exp}: no {OURS}/trials.csv; not a finished search (finish it with "
+                      "python -m polyp_ray.search --resume)")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _load_space(path: Path) -> tuple[SearchSpace | None, str]:
+    try:
+        return load_searchspace(path), ""
+    except PolypRayError as err:
+        return None, str(err)
+
+
+def _read_trials(path: Path, job: dict[str, Any]) -> pd.DataFrame:
+    try:
+        # Trial ids are hex strings: "1e5a0c3d" must not become the float 1e5.
+        table = pd.read_csv(path, dtype={"trial_id": str, "model": str, "node_ip": str})
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise ReportError(f"{path}: unreadable trials table ({err})") from None
+    if table.empty or "trial_id" not in table:
+        raise ReportError(f"{path}: no trials recorded")
+    if "model" not in table:
+        table["model"] = str((job.get("trial") or {}).get("model", "model"))
+    metric = f"best_{job.get('metric', 'val_dice')}"
+    if metric in table:
+        table = table.sort_values(metric, ascending=job.get("mode", "max") == "min", na_position="last")
+    return table.reset_index(drop=True)
+
+
+def _trial_dir(exp: Path, recorded: Any) -> Path | None:
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    for candidate in (Path(recorded), exp / Path(recorded).name):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _history(trial_dir: Path) -> pd.DataFrame:
+    """Per-epoch rows, one per epoch: a restored trial repeats epochs, its last report wins."""
+    rows = _result_lines(trial_dir / "result.json")
+    if rows:
+        table = pd.DataFrame(rows)
+    else:
+        try:
+            table = pd.read_csv(trial_dir / "progress.csv")
+        except (OSError, ValueError, pd.errors.ParserError):
+            return pd.DataFrame(columns=["epoch"])
+    if "epoch" not in table:
+        return pd.DataFrame(columns=["epoch"])
+    return table.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+
+
+def _result_lines(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in _read_text(path).splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a half-written last line of a killed trial
+            continue
+        if isinstance(row, dict):
+            rows.append({k: v for k, v in row.items() if not isinstance(v, dict | list)})
+    return rows
+
+
+def _params(trial_dir: Path | None, trials: pd.DataFrame, trial_id: str, job: dict[str, Any]) -> dict[str, Any]:
+    """params.json keeps the sampled types (an int stays an int); trials.csv is the fallback."""
+    if trial_dir is not None:
+        body = _read_json(trial_dir / "params.json")
+        if body:
+            return body
+    row = trials.loc[trials["trial_id"] == trial_id].iloc[0]
+    names = set((job.get("trial") or {}).keys())
+    return {k: v for k, v in row.items() if k in names and not (isinstance(v, float) and math.isnan(v))}

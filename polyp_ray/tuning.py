@@ -1,0 +1,286 @@
+"""The search itself: Tuner + OptunaSearch (seeded TPE) + ASHA over ``run_trial``, then the test-split
+evaluation of every trial's best checkpoint and the experiment's summary files.
+
+The dataset is decoded once per image size here, on the driver, and put into Ray's object store:
+every trial on every node reads the same arrays, with no shared filesystem and no second decode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import ray
+import yaml
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from polyp_ray.config import JobConfig, to_dict
+from polyp_ray.data.dataset import PreparedData, describe_dataset, prepare_data
+from polyp_ray.errors import ConfigError, PolypRayError
+from polyp_ray.searchspace import SearchSpace
+
+OURS = "polyp_ray"  # our subfolder of the experiment folder (docs/experiment-layout.md)
+
+
+def run_search(job: JobConfig, job_path: Path, space: SearchSpace, space_path: Path, args: argparse.Namespace) -> int:
+    from polyp_ray.search import command_line
+
+    info, _ = describe_dataset(job.trial.data)  # refuses a bad dataset before anything is written
+    storage = _storage_root(job.storage_path)
+    exp_dir = _experiment_dir(job, storage, args)
+    if args.resume and not tune.Tuner.can_restore(str(exp_dir)):
+        raise ConfigError(f"--resume: {exp_dir} holds no experiment to resume")
+    if not args.resume and exp_dir.exists():
+        raise ConfigError(f"--name: {exp_dir} already exists; pass --resume to finish it, or another --name")
+    _init_ray(args.address)
+    prepared = {size: prepare_data(job.trial.data, size) for size in space.image_sizes(job.trial.image_size)}
+    refs = {size: ray.put(data) for size, data in prepared.items()}
+    trainable = _trainable(job, refs)
+    if args.resume:
+        print(f"resuming {exp_dir}", flush=True)
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_errored=True)
+    else:
+        tuner = _new_tuner(job, space, trainable, exp_dir.name, storage)
+    ours = exp_dir / OURS
+    started = time.time()
+    if not args.resume:
+        ours.mkdir(parents=True, exist_ok=True)
+        _write_provenance(ours, job, job_path, space_path, info, command_line())
+    results = tuner.fit()
+    print(f"search finished in {time.time() - started:.0f} s; evaluating each trial's best checkpoint on the test split",
+          flush=True)
+    table = summarise_trials(results, job, prepared, ours)
+    _print_table(table)
+    report = None if args.no_report else _write_report(exp_dir)
+    print(f"experiment: {exp_dir}")
+    if report:
+        print(f"report: {report}")
+    return 0
+
+
+def _storage_root(storage_path: str) -> Path:
+    if "://" in storage_path:
+        raise ConfigError(
+            f"storage_path: {storage_path}: cloud URIs are written by Tune, but this version keeps the "
+            "experiment summary on a local or shared path; mount the bucket (e.g. s3fs) and give its path"
+        )
+    return Path(storage_path).expanduser().resolve()
+
+
+def _experiment_dir(job: JobConfig, storage: Path, args: argparse.Namespace) -> Path:
+    if args.name:
+        return storage / args.name
+    if args.resume:
+        runs = sorted(storage.glob(f"{job.name}-*"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise ConfigError(f"--resume: no experiment of job {job.name!r} under {storage}")
+        return runs[-1]
+    return storage / f"{job.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _init_ray(address: str | None) -> None:
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True)
+
+
+def _trainable(job: JobConfig, refs: dict[int, ray.ObjectRef]):
+    base = to_dict(job.trial)
+    resources = {"cpu": job.resources.cpu, "gpu": job.resources.gpu}
+    with_data = tune.with_parameters(tune_trial, base=base, max_epochs=job.max_epochs, refs=refs,
+                                     resources=resources)
+    return tune.with_resources(with_data, resources)
+
+
+def tune_trial(params: dict[str, Any], base: dict[str, Any], max_epochs: int, refs: dict, resources: dict) -> None:
+    """One Tune trial: the job's fixed settings + the sampled ``params``, trained by ``run_trial``."""
+    from polyp_ray.config import trial_from_dict
+    from polyp_ray.trial import run_trial
+
+    merged = {**base, **params, "epochs": max_epochs, "evaluate_test": False,
+              "cpu_threads": max(1, int(resources["cpu"]))}
+    config = trial_from_dict(merged, "trial params")
+    data: PreparedData = ray.get(refs[config.image_size])
+    run_trial(config, TuneReporter(resources), data)
+
+
+class TuneReporter:
+    """``tune.report`` with a checkpoint each epoch; a restarted trial resumes from its last one."""
+
+    def __init__(self, resources: dict[str, float]) -> None:
+        self.resources = resources
+
+    def restore(self) -> Path | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        return Path(checkpoint.to_directory(tempfile.mkdtemp(prefix="polyp_ray_restore_")))
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None:
+        held = {"cpu": self.resources["cpu"], "gpu": self.resources["gpu"]}
+        tune.report({**metrics, **held}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+
+def _new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage: Path) -> tune.Tuner:
+    import optuna
+
+    searcher = OptunaSearch(
+        space.define_by_run,
+        metric=job.metric,
+        mode=job.mode,
+        sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=min(10, max(2, job.num_samples // 3))),
+        points_to_evaluate=job.points_to_evaluate or None,
+    )
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=job.max_epochs, grace_period=job.grace_period,
+                              reduction_factor=job.reduction_factor)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=job.metric,
+            mode=job.mode,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=job.max_concurrent),
+            scheduler=scheduler,
+            num_samples=job.num_samples,
+            time_budget_s=job.time_budget_s,
+            reuse_actors=False,  # each trial gets a fresh process: its own TF threads and precision policy
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=job.keep_checkpoints,
+                checkpoint_score_attribute=job.metric,
+                checkpoint_score_order=job.mode,
+            ),
+            failure_config=tune.FailureConfig(max_failures=job.max_failures),
+            verbose=1,
+        ),
+    )
+
+
+def _write_provenance(ours: Path, job: JobConfig, job_path: Path, space_path: Path, info, command: str) -> None:
+    (ours / "job.yaml").write_text(yaml.safe_dump(to_dict(job), sort_keys=False))
+    shutil.copyfile(space_path, ours / "searchspace.yaml")
+    (ours / "command.txt").write_text(command + "\n")
+    (ours / "dataset.json").write_text(json.dumps(info.to_json(), indent=1))
+    (ours / "environment.json").write_text(json.dumps(_versions(), indent=1))
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("polyp-ray", "tensorflow", "keras", "ray", "optuna", "numpy", "pandas", "scikit-learn"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], ours: Path) -> pd.DataFrame:
+    """trials.csv, each trial's test evaluation, and a copy of the winner as ``best/``."""
+    from polyp_ray.evaluation import write_json
+
+    rows = []
+    for result in results:
+        rows.append(_trial_row(result, job, prepared, ours))
+    table = pd.DataFrame(rows)
+    if table.empty:
+        raise PolypRayError("the search produced no trials")
+    ascending = job.mode == "min"
+    table = table.sort_values(f"best_{job.metric}", ascending=ascending, na_position="last")
+    table.to_csv(ours / "trials.csv", index=False)
+    winner = table.iloc[0]
+    if isinstance(winner.get("checkpoint"), str):
+        best = ours / "best"
+        best.mkdir(exist_ok=True)
+        shutil.copyfile(Path(winner["checkpoint"]) / "model.keras", best / "model.keras")
+        write_json(best / "trial_config.json", json.loads((ours / "trials" / winner["trial_id"] / "trial_config.json").read_text()))
+    return table
+
+
+def _trial_row(result, job: JobConfig, prepared: dict[int, PreparedData], ours: Path) -> dict[str, Any]:
+    from polyp_ray.search import trial_config_for
+
+    history = result.metrics_dataframe
+    last = result.metrics or {}
+    params = {k: v for k, v in (result.config or {}).items()}
+    trial_id = last.get("trial_id") or Path(result.path).name
+    epochs_run = int(history["epoch"].max()) if history is not None and "epoch" in history else 0
+    row: dict[str, Any] = {"trial_id": trial_id, **params,
+                           "status": "ERROR" if result.error else "TERMINATED",
+                           "epochs_run": epochs_run,
+                           "stopped_early": result.error is None and epochs_run < job.max_epochs}
+    wall = float(last.get("time_total_s", 0.0))
+    row.update(wall_s=wall, cpu=job.resources.cpu, gpu=job.resources.gpu,
+               cpu_hours=wall * job.resources.cpu / 3600, gpu_hours=wall * job.resources.gpu / 3600,
+               node_ip=last.get("node_ip"), trial_dir=result.path)
+    best = _best_checkpoint(result, job)
+    if best is None:
+        return row
+    checkpoint, metrics = best
+    row.update(best_epoch=metrics.get("epoch"), best_val_dice=metrics.get("val_dice"),
+               best_val_iou=metrics.get("val_iou"), best_val_miou_2class=metrics.get("val_miou_2class"),
+               best_val_loss=metrics.get("val_loss"))
+    config = trial_config_for(job, params)
+    test = _evaluate_checkpoint(checkpoint, config, prepared[config.image_size], ours / "trials" / trial_id,
+                                trial_id, int(metrics.get("epoch", 0)))
+    row.update(test_dice=test["summary"]["dice"], test_iou=test["summary"]["iou"],
+               test_miou_2class=test["summary"]["miou_2class"], n_params=test["n_params"],
+               checkpoint=checkpoint.path)
+    return row
+
+
+def _best_checkpoint(result, job: JobConfig):
+    scored = [(c, m) for c, m in (result.best_checkpoints or []) if m.get(job.metric) is not None]
+    if not scored:
+        return None
+    pick = max if job.mode == "max" else min
+    return pick(scored, key=lambda cm: cm[1][job.metric])
+
+
+def _evaluate_checkpoint(checkpoint, config, data: PreparedData, out: Path, trial_id: str, epoch: int) -> dict:
+    import keras
+
+    from polyp_ray.trial import evaluate_test
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "trial_config.json").write_text(json.dumps(to_dict(config), indent=1))
+    existing = out / "test_metrics.json"
+    if existing.exists():
+        body = json.loads(existing.read_text())
+        if body.get("checkpoint_epoch") == epoch:
+            return body
+    with checkpoint.as_directory() as folder:
+        model = keras.models.load_model(Path(folder) / "model.keras", compile=False)
+    return evaluate_test(model, config, data, out, trial_id, epoch)
+
+
+def _print_table(table: pd.DataFrame) -> None:
+    columns = [c for c in ("trial_id", "model", "base_width", "image_size", "batch_size", "learning_rate",
+                           "epochs_run", "best_val_dice", "test_dice", "test_iou", "test_miou_2class", "wall_s")
+               if c in table]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        print(table[columns].to_string(index=False))
+
+
+def _write_report(exp_dir: Path) -> Path | None:
+    try:
+        from polyp_ray.report import build_report
+    except ImportError:
+        return None
+    return build_report(exp_dir)

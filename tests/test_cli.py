@@ -1,0 +1,65 @@
+"""The command line as a user meets it: the debug trial, and one-line errors with exit code 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "polyp_ray.search", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_debug_trial_prints_epochs_and_writes_artifacts(tmp_path: Path) -> None:
+    out = tmp_path / "debug"
+    proc = run_cli("--debug", "--set", "image_size=32", "--set", "base_width=4", "--set", "epochs=2",
+                   "--set", "data.synthetic_count=24", "--set", f"output_dir={out}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    epoch_lines = [line for line in proc.stdout.splitlines() if line.startswith("epoch")]
+    assert len(epoch_lines) == 2 and all("val_dice" in line and " s " in line for line in epoch_lines)
+    assert (out / "best.keras").stat().st_size > 0
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert metrics["summary"]["n_images"] == len(metrics["per_image"]) > 0
+    assert list((out / "predictions").glob("*.png"))
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("job", "space", "expected"),
+    [
+        ("max_epochs: 0\n", None, "job.yaml: max_epochs: must be >= 1"),
+        ("trial: {modle: unet}\n", None, "job.yaml: trial.modle: unknown key"),
+        ("data: {path: /nonexistent/data}\n", None, "/nonexistent/data: dataset folder not found"),
+        ("", "learning_rate: {low: 1, high: 0.1}\n", "space.yaml: learning_rate.low: must be below high"),
+        ("", "model: {choices: [unet, transformer]}\n", "space.yaml: model: 'transformer': unknown model"),
+        ("points_to_evaluate: [{model: resnet}]\n", None, "job.yaml: points_to_evaluate: model: 'resnet' not in"),
+    ],
+)
+def test_bad_files_give_one_line_and_exit_2_and_keep_earlier_results(tmp_path: Path, job: str, space: str | None,
+                                                                       expected: str) -> None:
+    (tmp_path / "space.yaml").write_text(space or "model: {choices: [unet]}\n")
+    (tmp_path / "job.yaml").write_text(f"name: keep\nsearchspace: space.yaml\nstorage_path: {tmp_path / 'exp'}\n" + job)
+    earlier = tmp_path / "exp" / "keep-1" / "result.json"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text('{"epoch": 1}\n')
+    proc = run_cli("--job", str(tmp_path / "job.yaml"), "--name", "keep-1", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert expected in lines[0]
+    assert earlier.read_text() == '{"epoch": 1}\n'
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["keep-1"]
+
+
+def test_an_existing_experiment_is_never_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "exp" / "default-x").mkdir(parents=True)
+    proc = run_cli("--set", f"storage_path={tmp_path / 'exp'}", "--name", "default-x", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert "already exists; pass --resume" in proc.stderr
