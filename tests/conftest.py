@@ -55,3 +55,52 @@ def small_dataset(tmp_path: Path) -> Path:
     for i in range(12):
         write_pair(tmp_path, "images", "masks", f"img{i:02d}", seed=i)
     return tmp_path
+
+
+TINY_SPACE = """\
+model: {choices: [unet, encoder_decoder]}
+base_width: {choices: [4, 8]}
+image_size: {choices: [32]}
+batch_size: {choices: [4, 8]}
+aug_strength: {low: 0.0, high: 1.0}
+learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}
+"""
+
+
+def write_job(folder: Path, name: str, storage: Path, space: str = TINY_SPACE, **settings: object) -> Path:
+    """A small job file (synthetic data by default) with its own search space beside it."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}-space.yaml").write_text(space)
+    job = {"name": name, "searchspace": f"{name}-space.yaml", "storage_path": str(storage), "num_samples": 4,
+           "max_epochs": 3, "grace_period": 1, "reduction_factor": 2, "max_concurrent": 2, "seed": 0,
+           "data": {"path": "synthetic", "synthetic_count": 48, "val_fraction": 0.25, "test_fraction": 0.25},
+           "trial": {"num_predictions": 2}}
+    for key, value in settings.items():
+        if isinstance(value, dict) and isinstance(job.get(key), dict):
+            job[key] = {**job[key], **value}  # type: ignore[dict-item]
+        else:
+            job[key] = value
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(job, sort_keys=False))
+    return path
+
+
+def search_command(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "polyp_ray.search", *args]
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
+    """One real (small) search on synthetic data, shared by the search and report tests."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tiny_search")
+    job = write_job(folder, "tiny", folder / "experiments", num_samples=6, max_epochs=4)
+    proc = subprocess.run(search_command("--job", str(job), "--name", "tiny-run"), cwd=folder,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return folder / "experiments" / "tiny-run"

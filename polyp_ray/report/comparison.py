@@ -51,9 +51,8 @@ class Ranking:
 
 def family_best(exp: Experiment) -> dict[str, str]:
     """Each family's best trial id, best family first (trials are already sorted by the metric)."""
-    scored = exp.trials.dropna(subset=[f"best_{exp.metric}"]) if f"best_{exp.metric}" in exp.trials else exp.trials
     best: dict[str, str] = {}
-    for _, row in scored.iterrows():
+    for _, row in exp.scored_trials().iterrows():
         best.setdefault(str(row["model"]), str(row["trial_id"]))
     return best
 

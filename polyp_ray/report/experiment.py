@@ -61,8 +61,13 @@ class Experiment:
 
     @property
     def best_trial_id(self) -> str | None:
-        scored = self.trials.dropna(subset=[f"best_{self.metric}"]) if f"best_{self.metric}" in self.trials else None
-        return None if scored is None or scored.empty else str(scored.iloc[0]["trial_id"])
+        scored = self.scored_trials()
+        return None if scored.empty else str(scored.iloc[0]["trial_id"])
+
+    def scored_trials(self) -> pd.DataFrame:
+        """Trials with a best validation score, best first (an errored trial may have none)."""
+        column = f"best_{self.metric}"
+        return self.trials.dropna(subset=[column]) if column in self.trials else self.trials.iloc[0:0]
 
     def trial_row(self, trial_id: str) -> pd.Series:
         return self.trials.loc[self.trials["trial_id"] == trial_id].iloc[0]
@@ -82,7 +87,8 @@ def load_experiment(path: str | Path) -> Experiment:
     space, space_problem = _load_space(ours / "searchspace.yaml")
     trials = _read_trials(ours / "trials.csv", job)
     notes: list[str] = []
-    dirs = {str(t): _trial_dir(exp, d) for t, d in zip(trials["trial_id"], trials.get("trial_dir", []), strict=False)}
+    recorded = trials["trial_dir"] if "trial_dir" in trials else [None] * len(trials)
+    dirs = {str(t): _trial_dir(exp, d) for t, d in zip(trials["trial_id"], recorded, strict=True)}
     histories = {t: _history(d) for t, d in dirs.items() if d is not None}
     missing = sorted(t for t, d in dirs.items() if d is None)
     if missing:
@@ -101,7 +107,7 @@ def _check_folder(exp: Path) -> None:
         return
     inside = sorted(p.parent.parent.name for p in exp.glob(f"*/{OURS}/trials.csv"))
     if inside:
-        raise ReportError(f"{exp}: a storage folder, not an experiment; experiments in it: {', '.join(inside)}")
+        raise ReportError(f"{exp}: a storage folder, not an experiment; its experiments: {', '.join(inside)}")
     raise ReportError(f"{exp}: no {OURS}/trials.csv; not a finished search (finish it with "
                       "python -m polyp_ray.search --resume)")
 
@@ -180,7 +186,8 @@ def _result_lines(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _params(trial_dir: Path | None, trials: pd.DataFrame, trial_id: str, job: dict[str, Any]) -> dict[str, Any]:
+def _params(trial_dir: Path | None, trials: pd.DataFrame, trial_id: str,
+            job: dict[str, Any]) -> dict[str, Any]:
     """params.json keeps the sampled types (an int stays an int); trials.csv is the fallback."""
     if trial_dir is not None:
         body = _read_json(trial_dir / "params.json")

@@ -16,6 +16,8 @@ import optuna
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.searchspace import Param
 
+Point = tuple[dict[str, Any], float]  # a trial's sampled parameters and its best score
+
 
 @dataclass(frozen=True)
 class Importance:
@@ -53,7 +55,7 @@ def distribution(param: Param) -> optuna.distributions.BaseDistribution:
                                                   step=None if param.step is None else float(param.step))
 
 
-def _scored_points(exp: Experiment, searched: dict[str, Param]) -> list[tuple[dict[str, Any], float]]:
+def _scored_points(exp: Experiment, searched: dict[str, Param]) -> list[Point]:
     column = f"best_{exp.metric}"
     points = []
     for _, row in exp.trials.iterrows():
@@ -65,7 +67,7 @@ def _scored_points(exp: Experiment, searched: dict[str, Param]) -> list[tuple[di
     return points
 
 
-def _fanova(points: list[tuple[dict[str, Any], float]], params: dict[str, Param], maximise: bool) -> dict[str, float]:
+def _fanova(points: list[Point], params: dict[str, Param], maximise: bool) -> dict[str, float]:
     distributions = {name: distribution(p) for name, p in params.items()}
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line in the CLI output

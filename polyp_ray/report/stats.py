@@ -83,7 +83,8 @@ def paired_wilcoxon(a: dict[str, float], b: dict[str, float]) -> PairedTest:
         return PairedTest(0, math.nan, math.nan, None, None, "the two models share no test images")
     mean_a, mean_b = float(x.mean()), float(y.mean())
     if np.all(x == y):
-        return PairedTest(len(stems), mean_a, mean_b, None, None, "every image scores the same under both models")
+        return PairedTest(len(stems), mean_a, mean_b, None, None,
+                          "every image scores the same under both models")
     with warnings.catch_warnings():  # scipy warns when ties force the normal approximation; expected here
         warnings.simplefilter("ignore", UserWarning)
         result = scipy_stats.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")

@@ -1,0 +1,219 @@
+"""``python -m polyp_ray.predict``: segment a folder of images with a trained model.
+
+    python -m polyp_ray.predict --experiment experiments/kvasir-20261126-0130 --images new/ --out masks/
+    python -m polyp_ray.predict --model runs/debug/best.keras --images new/ --out masks/
+
+Each image is resized to the model's input size, predicted, and its probability map resized back to the
+image's ORIGINAL size (bilinear) before thresholding, so ``<stem>_mask.png`` (0/255) and
+``<stem>_overlay.png`` line up pixel for pixel with the input. With ``--experiment`` the search's winner
+(``polyp_ray/best/model.keras``) is used with its trial's image size and threshold; with ``--model`` the
+size comes from the model's input shape and the threshold is 0.5 unless ``--threshold`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from polyp_ray.data.images import read_image
+from polyp_ray.data.layouts import IMAGE_SUFFIXES
+from polyp_ray.errors import ConfigError, DataError, PolypRayError
+
+BATCH = 8
+OVERLAY = np.array([0, 220, 0], dtype=np.float32)  # polyp tint; the mask's outline is drawn stronger
+OVERLAY_ALPHA = 0.45
+
+
+@dataclass(frozen=True)
+class Predictor:
+    model: Any  # a keras.Model taking float [0, 1] RGB images of image_size x image_size
+    image_size: int
+    threshold: float
+    source: Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        images = list_images(Path(args.images))
+        out = _output_folder(Path(args.out), Path(args.images))
+        predictor = load_predictor(args.experiment, args.model, args.threshold)
+        failed = predict_folder(predictor, images, out, args.batch_size)
+    except PolypRayError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    written = len(images) - len(failed)
+    print(f"wrote {written} mask(s) and overlay(s) to {out} (model {predictor.source}, input "
+          f"{predictor.image_size} px, threshold {predictor.threshold:g})")
+    return 2 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m polyp_ray.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--experiment", metavar="DIR", help="an experiment folder: uses its best checkpoint")
+    source.add_argument("--model", metavar="CHECKPOINT.keras", help="a saved Keras model")
+    parser.add_argument("--images", required=True, metavar="FOLDER",
+                        help=f"folder of images ({', '.join(IMAGE_SUFFIXES)})")
+    parser.add_argument("--out", required=True, metavar="FOLDER", help="where the masks and overlays go")
+    parser.add_argument("--threshold", type=float, help="probability above which a pixel is polyp "
+                        "(default: the trial's threshold, or 0.5 with --model)")
+    parser.add_argument("--batch-size", type=int, default=BATCH,
+                        help=f"images per prediction (default {BATCH})")
+    return parser
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The folder's images, sorted; two files with one stem would write the same mask, so they are refused."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: image folder not found")
+    images = sorted(p for p in folder.iterdir()
+                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not images:
+        raise DataError(f"{folder}: no images ({'/'.join(IMAGE_SUFFIXES)} files)")
+    seen: dict[str, Path] = {}
+    for path in images:
+        if path.stem in seen:
+            raise DataError(f"{path}: two files share the stem {path.stem!r} ({seen[path.stem].name}); "
+                            "their masks would overwrite each other")
+        seen[path.stem] = path
+    return images
+
+
+def _output_folder(out: Path, images: Path) -> Path:
+    if out.resolve() == images.resolve():
+        raise ConfigError(f"--out {out}: must differ from --images (masks would be read as images next time)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot create the folder ({err.strerror or err})") from None
+    return out
+
+
+def load_predictor(experiment: str | None, model_path: str | None, threshold: float | None) -> Predictor:
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise ConfigError(f"--threshold {threshold}: must be in (0, 1)")
+    if experiment:
+        best = Path(experiment).expanduser() / "polyp_ray" / "best"
+        config = _trial_config(best / "trial_config.json")
+        model = _load_model(best / "model.keras")
+        size = int(config.get("image_size") or _input_size(model, best / "model.keras"))
+        chosen = threshold if threshold is not None else float(config.get("threshold", 0.5))
+        return Predictor(model, size, chosen, best / "model.keras")
+    path = Path(str(model_path)).expanduser()
+    model = _load_model(path)
+    return Predictor(model, _input_size(model, path), 0.5 if threshold is None else threshold, path)
+
+
+def _trial_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; is this a finished experiment folder?")
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return body
+
+
+def _load_model(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: model file not found")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file; the user needs one line
+        raise ConfigError(f"{path}: not a loadable Keras model ({type(err).__name__}: {err})") from None
+
+
+def _input_size(model: Any, path: Path) -> int:
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] != 3:
+        raise ConfigError(f"{path}: expected a square RGB input (None, S, S, 3), the model takes {shape}")
+    return int(shape[1])
+
+
+def predict_folder(predictor: Predictor, images: list[Path], out: Path,
+                   batch_size: int = BATCH) -> list[Path]:
+    """Write every image's mask and overlay; return the images that could not be read (each reported)."""
+    from tqdm import tqdm
+
+    failed: list[Path] = []
+    with tqdm(total=len(images), unit="image", desc="predicting", file=sys.stderr, disable=None) as bar:
+        for batch in _batches(images, max(1, batch_size)):
+            loaded = _read_batch(batch, failed, bar)
+            if loaded:
+                _predict_batch(predictor, loaded, out)
+            bar.update(len(batch))
+    return failed
+
+
+def _batches(items: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _read_batch(batch: list[Path], failed: list[Path], bar: Any) -> list[tuple[Path, np.ndarray]]:
+    loaded = []
+    for path in batch:
+        try:
+            loaded.append((path, read_image(path)))
+        except DataError as err:
+            bar.write(f"error: {err}", file=sys.stderr)
+            failed.append(path)
+    return loaded
+
+
+def _predict_batch(predictor: Predictor, loaded: list[tuple[Path, np.ndarray]], out: Path) -> None:
+    from polyp_ray.evaluation import predict_probs
+
+    size = predictor.image_size
+    small = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+                      for _, image in loaded])
+    probs = predict_probs(predictor.model, small, batch_size=len(loaded))
+    for (path, image), prob in zip(loaded, probs, strict=True):
+        mask = full_size_mask(prob[..., 0], image.shape[:2], predictor.threshold)
+        Image.fromarray(mask).save(out / f"{path.stem}_mask.png")
+        Image.fromarray(overlay(image, mask > 0)).save(out / f"{path.stem}_overlay.png")
+
+
+def full_size_mask(prob: np.ndarray, shape: tuple[int, int], threshold: float) -> np.ndarray:
+    """The probability map resized to (height, width), then thresholded: smooth borders at any scale."""
+    height, width = shape
+    big = np.asarray(Image.fromarray(prob.astype(np.float32)).resize((width, height), Image.BILINEAR))
+    return np.where(big > threshold, 255, 0).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with the predicted polyp tinted and its border drawn solid."""
+    out = image.astype(np.float32)
+    out[mask] = (1 - OVERLAY_ALPHA) * out[mask] + OVERLAY_ALPHA * OVERLAY
+    out[_border(mask)] = OVERLAY
+    return out.astype(np.uint8)
+
+
+def _border(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
+
+
+if __name__ == "__main__":
+    sys.exit(main())

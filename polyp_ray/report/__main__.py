@@ -1,0 +1,5 @@
+import sys
+
+from polyp_ray.report.cli import main
+
+sys.exit(main())

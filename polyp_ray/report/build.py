@@ -1,0 +1,73 @@
+"""``build_report``: an experiment folder in, one self-contained HTML file out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from polyp_ray.report import comparison as compare
+from polyp_ray.report import figures, sections
+from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
+from polyp_ray.report.gallery import Gallery, build_gallery
+from polyp_ray.report.importance import param_importance
+from polyp_ray.report.page import Page
+
+
+def default_output(exp_dir: str | Path) -> Path:
+    return Path.cwd() / "reports" / f"{Path(exp_dir).expanduser().resolve().name}.html"
+
+
+def build_report(exp_dir: str | Path, out: str | Path | None = None, gallery: bool = True) -> Path:
+    """Write the report of ``exp_dir`` to ``out`` (default ``reports/<experiment>.html``); return its path.
+
+    ``gallery=False`` skips loading the best model (no TensorFlow import): the gallery section then
+    says so.
+    """
+    exp = load_experiment(exp_dir)
+    target = Path(out).expanduser() if out else default_output(exp.path)
+    html = render(exp, build_gallery(exp) if gallery else Gallery(exp.best_trial_id or "", [],
+                                                                  ["gallery skipped (--no-gallery)"]))
+    _write(target, html)
+    return target
+
+
+def render(exp: Experiment, gallery: Gallery) -> str:
+    page = Page()
+    families, trials = compare.family_rows(exp), compare.trial_rows(exp)
+    colours = figures.family_colours([r.model for r in families])
+    body = [
+        sections.header(exp, families[0] if families else None), sections.notes(exp.notes),
+        sections.section("comparison", "Model comparison",
+                         sections.comparison(families, trials, exp.best_trial_id)
+                         + "<h3>Beside the notebook</h3>" + sections.notebook(families)),
+        sections.section("ranking", "Is the ranking real?",
+                         sections.ranking(compare.ranking(exp), {r.trial_id: r.test_dice for r in trials})),
+        sections.section("curves", "Learning curves", page.figure(figures.learning_curves(exp, colours))),
+        sections.section("hyperparameters", "Hyperparameters", _hyperparameters(exp, page)),
+        sections.section("gallery", "Best model's test images", _gallery(exp, page, gallery, colours)),
+        sections.section("reproducibility", "Reproducibility", sections.reproducibility(exp)),
+    ]
+    return page.render(f"polyp-ray: {exp.name}", "".join(body))
+
+
+def _hyperparameters(exp: Experiment, page: Page) -> str:
+    lines = page.figure(figures.parallel_coordinates(exp), "No parallel-coordinates plot: the search space "
+                        "could not be read or no trial has a validation score.")
+    importance = param_importance(exp)
+    bars = page.figure(figures.importance_bars(importance)) if importance.scores else ""
+    return lines + sections.importance(importance, bars)
+
+
+def _gallery(exp: Experiment, page: Page, gallery: Gallery, colours: dict[str, str]) -> str:
+    scatter = page.figure(figures.dice_vs_size(exp, compare.family_best(exp), colours))
+    return sections.gallery(gallery, scatter)
+
+
+def _write(target: Path, html: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(target)  # a browser with the old report open never sees half a file
+    except OSError as err:
+        raise ReportError(f"{target}: cannot write the report ({err.strerror or err})") from None

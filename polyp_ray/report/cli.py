@@ -1,0 +1,31 @@
+"""``python -m polyp_ray.report EXPERIMENT_DIR [-o FILE]``: the experiment's report as one HTML file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from polyp_ray.errors import PolypRayError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from polyp_ray.report.build import build_report  # after argparse: --help stays instant
+
+    try:
+        path = build_report(args.experiment, args.output, gallery=not args.no_gallery)
+    except PolypRayError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m polyp_ray.report", description=__doc__)
+    parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="the folder a search wrote")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="where to write the HTML (default: reports/<experiment name>.html here)")
+    parser.add_argument("--no-gallery", action="store_true",
+                        help="skip predicting the gallery with the best model (no TensorFlow; faster)")
+    return parser

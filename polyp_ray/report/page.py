@@ -1,0 +1,106 @@
+"""The HTML document around the sections: style, navigation, the table sorter and plotly.js, inlined
+so the file opens offline and can be mailed or archived as one file.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from polyp_ray.report.markup import Scripts, esc
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1400px;
+padding:0 24px 48px;color:#1d1d1f;line-height:1.45}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 0;z-index:10}
+nav a{margin-right:16px;color:#0b57d0;text-decoration:none}
+h1{font-size:1.6em;margin:20px 0 6px}h2{margin-top:36px;border-bottom:2px solid #eee;padding-bottom:4px}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
+pre{background:#f6f8fa;padding:10px;overflow:auto;max-height:420px;white-space:pre-wrap;word-break:break-all}
+table{border-collapse:collapse;font-size:.88em;margin:8px 0}
+th,td{border-bottom:1px solid #e3e3e3;padding:4px 8px;text-align:left;vertical-align:top}
+td.num{text-align:right}
+.scroll{overflow-x:auto;max-width:100%}td.num,td small{white-space:nowrap}
+table.sortable th{cursor:pointer;background:#f4f4f6;user-select:none;white-space:nowrap}
+table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
+table.sortable th[aria-sort=descending]::after{content:" \\25BC"}
+tbody.families tr{background:#f1f6ff}tbody.families tr.best{background:#dcebff}
+tbody.trials tr:first-child td{border-top:2px solid #888}
+table.kv th{background:#fafafa;font-weight:600;white-space:nowrap}
+.caption,.note{color:#555;font-size:.88em;max-width:1000px}.note{color:#8a4b00}
+.headline{font-size:1.1em}.verdict{padding:8px 12px;border-radius:6px;max-width:1000px}
+.verdict.yes{background:#e7f6ea}.verdict.no{background:#fff4e0}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:12px}
+figure.case{margin:0;border:1px solid #ddd;border-radius:6px;padding:6px;background:#fafafa}
+figure.case.best{border-color:#7bc47f;background:#f3fbf3}figure.case img{display:block;width:100%}
+figcaption{font-size:.82em;color:#333;word-break:break-all;margin-top:4px}
+.hit{color:#00a000;font-weight:600}.fp{color:#e61e1e;font-weight:600}.fn{color:#285aff;font-weight:600}
+.plot{margin:10px 0}
+"""
+
+# Sorts each <tbody> of a table.sortable on its own, by each cell's data-sort; a header's data-type says
+# whether its column compares as numbers or as text (trial ids like "1225e266" look numeric). Empty last.
+SORTER = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.querySelectorAll("thead th");
+  function key(row, i) {
+    var c = row.children[i];
+    return c.hasAttribute("data-sort") ? c.getAttribute("data-sort") : c.textContent;
+  }
+  function compare(x, y, numeric) {
+    if (x === "" || y === "") { return x === y ? 0 : (x === "" ? 1 : -1); }
+    return numeric ? Number(x) - Number(y) : x.localeCompare(y);
+  }
+  function sortBy(i, th) {
+    var up = th.getAttribute("aria-sort") !== "ascending";
+    var numeric = th.getAttribute("data-type") === "num";
+    heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", up ? "ascending" : "descending");
+    table.querySelectorAll("tbody").forEach(function (body) {
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a, i), y = key(b, i);
+        if (x === "" || y === "") { return compare(x, y, numeric); }
+        return up ? compare(x, y, numeric) : compare(y, x, numeric);
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  }
+  heads.forEach(function (th, i) {
+    th.addEventListener("click", function () { sortBy(i, th); });
+    th.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(i, th); }
+    });
+  });
+});
+"""
+
+NAV = (("comparison", "Models"), ("ranking", "Is the ranking real?"), ("curves", "Learning curves"),
+       ("hyperparameters", "Hyperparameters"), ("gallery", "Best model's images"),
+       ("reproducibility", "Reproducibility"))
+
+
+class Page:
+    """Collects figures and scripts; ``render`` writes the document with its Content-Security-Policy."""
+
+    def __init__(self) -> None:
+        self.scripts = Scripts()
+        self._figures = 0
+
+    def figure(self, fig: go.Figure | None, missing: str = "") -> str:
+        if fig is None:
+            return f"<p>{esc(missing)}</p>" if missing else ""
+        self._figures += 1
+        fragment = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{self._figures}",
+                               config={"displaylogo": False, "responsive": True})
+        return f'<div class="plot">{self.scripts.adopt(fragment)}</div>'
+
+    def render(self, title: str, body: str) -> str:
+        plotly_js = self.scripts.inline(get_plotlyjs())
+        sorter = self.scripts.inline(SORTER)
+        nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in NAV)
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f'<meta http-equiv="Content-Security-Policy" content="{esc(self.scripts.policy())}">'
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f"<title>{esc(title)}</title><style>{STYLE}</style>{plotly_js}</head>"
+                f"<body><nav>{nav}</nav>{body}{sorter}</body></html>\n")

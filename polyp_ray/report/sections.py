@@ -1,0 +1,232 @@
+"""The page's sections, each a function from the experiment's data to an HTML fragment.
+
+Strings from the experiment reach markup only through ``esc`` (markup.py) or figures.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+from polyp_ray.report.comparison import Ranking, Row
+from polyp_ray.report.experiment import Experiment
+from polyp_ray.report.gallery import Case, Gallery
+from polyp_ray.report.importance import Importance
+from polyp_ray.report.markup import cell, data_uri, esc, fmt, fmt_int, key_values, note, pre
+from polyp_ray.report.stats import ALPHA, Interval
+
+# The notebook's reported 2-class mean IoU (CVC-ColonDB, Keras MeanIoU pooled per batch).
+NOTEBOOK = (("unet", "U-Net", 0.66), ("vgg16_unet", "VGG16-U-Net", 0.48))
+SMALLEST_TESTABLE = 6  # a two-sided exact Wilcoxon test cannot reach p < 0.05 on fewer pairs
+
+TABLE_CAPTION = (
+    "Click a header to sort (families and trials sort separately). A family row shows its best trial by "
+    "validation score, with wall time and CPU/GPU-hours summed over all its trials. Validation scores are "
+    "the best epoch's, measured during the search; test scores evaluate each trial's best checkpoint, with "
+    "95% percentile-bootstrap intervals over test images (they cover image sampling, not training "
+    "randomness). Dice and IoU are per image, averaged over images; an image with no polyp and no "
+    "prediction scores 1."
+)
+NOTEBOOK_CAPTION = (
+    "The notebook's figures were measured on CVC-ColonDB with Keras' MeanIoU pooled per batch, not on this "
+    "dataset and split: they are shown for orientation, not as a like-for-like comparison. Per-image Dice "
+    "(the table above) is the literature's protocol."
+)
+GALLERY_LEGEND = (
+    'Each strip: image | truth (green) | prediction: <span class="hit">green</span> found, '
+    '<span class="fp">red</span> false alarm, <span class="fn">blue</span> missed. '
+    "Dice is the test evaluation's."
+)
+
+
+def section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
+
+
+def caption(text: str) -> str:
+    """``text`` is our own markup, never the experiment's."""
+    return f'<p class="caption">{text}</p>'
+
+
+def header(exp: Experiment, best: Row | None) -> str:
+    data = exp.dataset
+    counts = exp.trials["status"].value_counts().to_dict() if "status" in exp.trials else {}
+    done = ", ".join(f"{n} {esc(s)}" for s, n in counts.items())
+    test_images = len((data.get("split") or {}).get("test", []))
+    lines = [f"<h1>polyp-ray report: {esc(exp.name)}</h1>",
+             f"<p>Job <b>{esc(exp.job.get('name', '?'))}</b>: {len(exp.trials)} trials ({done}), selected by "
+             f"validation {esc(exp.metric)} ({esc(exp.job.get('mode', 'max'))}). Dataset "
+             f"<code>{esc(data.get('root', '?'))}</code>: {esc(data.get('n_pairs', '?'))} pairs, "
+             f"{test_images} test images.</p>"]
+    if best is not None:
+        lines.append(f'<p class="headline">Best: <b>{esc(best.model)}</b> (trial {esc(best.trial_id)}), '
+                     f"test Dice {_ci(best.test_dice)}, test IoU {_ci(best.test_iou)}, "
+                     f"2-class mIoU {fmt(best.test_miou)}.</p>")
+    return "".join(lines)
+
+
+def notes(items: list[str]) -> str:
+    return "".join(note(item) for item in items)
+
+
+Column = tuple[str, str, Callable[[Row], str]]  # header, tooltip, the row's <td>
+TEXT_COLUMNS = {"family / trial", "model"}
+
+COLUMNS: list[Column] = [
+    ("family / trial", "model family, or trial id", lambda r: cell(_label(r), r.label)),
+    ("model", "", lambda r: cell(esc(r.model), r.model)),
+    ("trials", "trials of this family", lambda r: cell(str(r.n_trials) if r.kind == "family" else "")),
+    ("val Dice", "best validation per-image Dice", lambda r: cell(fmt(r.val_dice), r.val_dice)),
+    ("val IoU", "validation per-image IoU at that epoch", lambda r: cell(fmt(r.val_iou), r.val_iou)),
+    ("test Dice [95% CI]", "per-image mean, bootstrap over test images",
+     lambda r: cell(_ci(r.test_dice), r.test_dice.mean)),
+    ("test IoU [95% CI]", "", lambda r: cell(_ci(r.test_iou), r.test_iou.mean)),
+    ("2-class mIoU", "the notebook's metric: pooled confusion matrix over the test split",
+     lambda r: cell(fmt(r.test_miou), r.test_miou)),
+    ("params", "weights, frozen included", lambda r: cell(fmt_int(r.n_params), r.n_params, "num")),
+    ("image", "input side in pixels", lambda r: cell(fmt_int(r.image_size), r.image_size, "num")),
+    ("batch", "", lambda r: cell(fmt_int(r.batch_size), r.batch_size, "num")),
+    ("epochs", "epochs run (ASHA may stop a trial at a rung)",
+     lambda r: cell(_epochs(r), r.epochs_run, "num")),
+    ("wall time", "family rows: summed over the family's trials",
+     lambda r: cell(_duration(r.wall_s), r.wall_s, "num")),
+    ("CPU-h", "", lambda r: cell(fmt(r.cpu_hours, 4), r.cpu_hours, "num")),
+    ("GPU-h", "", lambda r: cell(fmt(r.gpu_hours, 4), r.gpu_hours, "num")),
+]
+
+
+def comparison(families: list[Row], trials: list[Row], best_trial: str | None) -> str:
+    head = "".join(_head(name, tip) for name, tip, _ in COLUMNS)
+    bodies = "".join(f'<tbody class="{kind}">{"".join(_table_row(r, best_trial) for r in rows)}</tbody>'
+                     for kind, rows in (("families", families), ("trials", trials)))
+    table = f'<table id="comparison" class="sortable"><thead><tr>{head}</tr></thead>{bodies}</table>'
+    return f'<div class="scroll">{table}</div>' + caption(TABLE_CAPTION)
+
+
+def _head(name: str, tip: str) -> str:
+    kind = "text" if name in TEXT_COLUMNS else "num"
+    return f'<th scope="col" title="{esc(tip)}" data-type="{kind}" tabindex="0">{esc(name)}</th>'
+
+
+def _table_row(row: Row, best_trial: str | None) -> str:
+    classes = [row.kind] + (["best"] if row.trial_id == best_trial and row.kind == "family" else [])
+    return f'<tr class="{" ".join(classes)}">{"".join(render(row) for _, _, render in COLUMNS)}</tr>'
+
+
+def _label(row: Row) -> str:
+    if row.kind == "family":
+        return f"<b>{esc(row.label)}</b> <small>best: {esc(row.trial_id)}</small>"
+    status = "" if row.status in ("TERMINATED", "") else f" <small>{esc(row.status)}</small>"
+    return f"<code>{esc(row.label)}</code>{status}"
+
+
+def _ci(value: Interval) -> str:
+    if not value.defined:
+        return "–"
+    return f"{value.mean:.3f} <small>[{value.low:.3f}, {value.high:.3f}]</small>"
+
+
+def _epochs(row: Row) -> str:
+    text = fmt_int(row.epochs_run)
+    return f"{text} <small>stopped</small>" if row.stopped_early and row.kind == "trial" else text
+
+
+def _duration(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def notebook(families: list[Row]) -> str:
+    ours = {r.model: r for r in families}
+    rows = []
+    for family, name, value in NOTEBOOK:
+        mine = ours.get(family)
+        measured = f"{fmt(mine.test_miou)} (trial {esc(mine.trial_id)})" if mine else "not in this search"
+        rows.append(f"<tr><td>{esc(name)}</td><td>{value:.2f}</td><td>{measured}</td></tr>")
+    head = "<tr><th>model</th><th>the notebook's figure</th><th>this search: test 2-class mIoU</th></tr>"
+    return f'<table class="plain"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>' + caption(
+        NOTEBOOK_CAPTION)
+
+
+def ranking(result: Ranking, tests: dict[str, Interval]) -> str:
+    """A plain sentence: can the best two families be told apart on the test images?"""
+    if not result.families:
+        return "<p>No trial finished with a validation score, so there is no ranking.</p>"
+    if len(result.families) == 1:
+        return (f"<p>Only one model family (<b>{esc(result.families[0])}</b>) was searched: there is no "
+                "ranking between families to test.</p>")
+    a, b = result.families
+    ta, tb = result.best_trials[a], result.best_trials[b]
+    intro = (f"<p>Best two families by validation score: <b>{esc(a)}</b> (trial {esc(ta)}, test Dice "
+             f"{_ci(tests[ta])}) and <b>{esc(b)}</b> (trial {esc(tb)}, test Dice {_ci(tests[tb])}).</p>")
+    test = result.test
+    if test is None or test.p_value is None:
+        why = test.reason if test else "no per-image scores"
+        return intro + (f'<p class="verdict no"><b>Not distinguishable:</b> {esc(why)}, so the two cannot be '
+                        "told apart on this test split.</p>")
+    return intro + _verdict(a, b, test.n, test.mean_difference, test.p_value)
+
+
+def _verdict(a: str, b: str, n: int, diff: float, p: float) -> str:
+    stats = (f"<p>Paired Wilcoxon signed-rank test over the same {n} test images (per-image Dice, "
+             f"{esc(a)} − {esc(b)}): mean difference {diff:+.3f}, p = {p:.3g}.</p>")
+    if p < ALPHA:
+        flipped = "" if diff > 0 else f" Note that on the test images {esc(b)} scores higher."
+        return stats + (f'<p class="verdict yes"><b>Distinguishable:</b> the difference between {esc(a)} and '
+                        f"{esc(b)} is unlikely to be chance (p &lt; {ALPHA}).{flipped}</p>")
+    small = ""
+    if n < SMALLEST_TESTABLE:
+        small = f" With only {n} images no difference could reach p &lt; {ALPHA}."
+    return stats + (f'<p class="verdict no"><b>Not distinguishable:</b> on these test images {esc(a)} and '
+                    f"{esc(b)} cannot be told apart (p ≥ {ALPHA}); treat their ranking as a tie.{small}</p>")
+
+
+def importance(result: Importance, figure: str) -> str:
+    left = ""
+    if result.left_out:
+        left = note("Left out (conditional, not sampled by every trial): " + ", ".join(result.left_out))
+    if not result.scores:
+        return f"<p>Hyperparameter importance not computed: {esc(result.reason)}.</p>{left}"
+    return figure + left + caption("fANOVA (Optuna) over the trials' best validation scores. With few trials "
+                                   "this is a rough guide, not a measurement.")
+
+
+def gallery(result: Gallery, scatter: str) -> str:
+    title = f"<p>Best model: trial <code>{esc(result.trial_id)}</code>, worst test images first.</p>"
+    cards = "".join(_card(c) for c in result.cases)
+    grid = f'<div class="gallery">{cards}</div>' if cards else ""
+    return title + notes(result.notes) + (caption(GALLERY_LEGEND) if cards else "") + grid + scatter
+
+
+def _card(case: Case) -> str:
+    facts = (f"Dice {fmt(case.dice)} · IoU {fmt(case.iou)} · polyp {_share(case.truth_fraction)} · "
+             f"{esc(case.group)}")
+    return (f'<figure class="case {esc(case.group)}"><img alt="{esc(case.stem)}" src="{data_uri(case.png)}">'
+            f'<figcaption><span class="stem">{esc(case.stem)}</span><br>{facts}</figcaption></figure>')
+
+
+def _share(fraction: float) -> str:
+    return "–" if math.isnan(fraction) else f"{fraction:.1%}"
+
+
+def reproducibility(exp: Experiment) -> str:
+    data = exp.dataset
+    split = data.get("split") or {}
+    sizes = " / ".join(str(len(split.get(k, []))) for k in ("train", "val", "test"))
+    facts = [("dataset root", data.get("root", "?")), ("layout", data.get("layout", "?")),
+             ("files (image/mask pairs)", data.get("n_pairs", "?")),
+             ("SHA-256 of stems, sizes and bytes", data.get("sha256", "?")),
+             ("split seed", data.get("split_seed", "?")), ("split sizes (train / val / test)", sizes),
+             ("groups CSV", data.get("groups_csv") or "none")]
+    return (f"<h3>Command</h3>{pre(exp.command or '(command.txt missing)')}"
+            + caption("Run it from the folder it was run in; <code>--name</code> chooses the experiment "
+                      "folder's name.")
+            + f"<h3>Dataset</h3>{key_values(facts)}"
+            f"<h3>Environment</h3>{key_values(list(exp.environment.items()))}"
+            f"<h3>Job (polyp_ray/job.yaml)</h3>{pre(exp.job_text or '(missing)')}"
+            f"<h3>Search space (polyp_ray/searchspace.yaml)</h3>{pre(exp.space_text or '(missing)')}"
+            f"<details><summary>Split stems</summary>{pre(json.dumps(split, indent=1))}</details>")

@@ -1,0 +1,70 @@
+"""Bootstrap intervals, the paired Wilcoxon test and the ASHA rungs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from polyp_ray.report.stats import asha_rungs, bootstrap_ci, paired_wilcoxon
+
+
+def test_bootstrap_interval_covers_the_mean_and_is_seeded() -> None:
+    values = np.random.default_rng(1).beta(5, 2, size=150)
+    interval = bootstrap_ci(values)
+    assert interval.low < values.mean() < interval.high
+    assert interval.mean == pytest.approx(values.mean())
+    assert 0.02 < interval.high - interval.low < 0.1  # ~ 4 standard errors of a 150-image mean
+    assert bootstrap_ci(values) == interval
+
+
+def test_bootstrap_interval_narrows_with_more_images() -> None:
+    rng = np.random.default_rng(2)
+    small, large = bootstrap_ci(rng.random(20)), bootstrap_ci(rng.random(2000))
+    assert large.high - large.low < (small.high - small.low) / 4
+
+
+def test_bootstrap_of_constant_and_empty_scores() -> None:
+    constant = bootstrap_ci([0.0] * 12)  # a trial that found nothing: BCa would be undefined here
+    assert (constant.mean, constant.low, constant.high) == (0.0, 0.0, 0.0)
+    empty = bootstrap_ci([])
+    assert not empty.defined and math.isnan(empty.mean)
+
+
+def test_wilcoxon_on_identical_scores_gives_no_p_value() -> None:
+    scores = {f"img{i}": 0.1 * i for i in range(10)}
+    test = paired_wilcoxon(scores, dict(scores))
+    assert test.p_value is None and not test.distinguishable
+    assert "same" in test.reason and test.n == 10
+
+
+def test_wilcoxon_detects_a_consistent_shift() -> None:
+    rng = np.random.default_rng(3)
+    a = {f"img{i}": float(v) for i, v in enumerate(rng.random(40))}
+    b = {stem: value - 0.05 - 0.01 * rng.random() for stem, value in a.items()}
+    test = paired_wilcoxon(a, b)
+    assert test.distinguishable and test.p_value < 1e-6
+    assert test.mean_difference == pytest.approx(np.mean(list(a.values())) - np.mean(list(b.values())))
+
+
+def test_wilcoxon_on_noise_is_not_distinguishable() -> None:
+    rng = np.random.default_rng(4)
+    a = {f"img{i}": float(v) for i, v in enumerate(rng.random(40))}
+    b = {stem: float(v) for stem, v in zip(a, rng.permutation(list(a.values())), strict=True)}
+    assert not paired_wilcoxon(a, b).distinguishable
+
+
+def test_wilcoxon_pairs_images_by_stem() -> None:
+    a = {"x": 0.9, "y": 0.8, "only_a": 0.0}
+    b = {"y": 0.8, "x": 0.9, "only_b": 1.0}
+    test = paired_wilcoxon(a, b)
+    assert test.n == 2 and test.p_value is None  # matched by stem, x and y tie exactly
+    assert paired_wilcoxon({"a": 1.0}, {"b": 1.0}).reason == "the two models share no test images"
+
+
+@pytest.mark.parametrize(("grace", "factor", "epochs", "rungs"), [
+    (1, 3, 6, [1, 3]), (1, 2, 4, [1, 2]), (2, 3, 20, [2, 6, 18]), (1, 3, 9, [1, 3]), (5, 3, 5, []),
+])
+def test_asha_rungs(grace: int, factor: int, epochs: int, rungs: list[int]) -> None:
+    assert asha_rungs(grace, factor, epochs) == rungs

@@ -1,0 +1,139 @@
+"""Real searches on a local Ray: ASHA, the experiment folder, resuming a killed driver, surviving a
+killed trial process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import search_command, write_job
+
+pytestmark = pytest.mark.slow
+
+
+def _results(trial_dir: Path) -> list[dict]:
+    path = trial_dir / "result.json"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _trial_dirs(exp: Path) -> list[Path]:
+    return sorted(p for p in exp.iterdir() if p.is_dir() and p.name.startswith("tune_trial_"))
+
+
+def test_search_writes_every_trial_and_asha_stops_some(tiny_experiment: Path) -> None:
+    trials = _trial_dirs(tiny_experiment)
+    assert len(trials) == 6
+    for trial in trials:
+        rows = _results(trial)
+        assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+        assert {"val_dice", "val_iou", "val_miou_2class", "epoch_s", "train_images_per_s", "cpu", "gpu"} <= set(rows[0])
+    table = pd.read_csv(tiny_experiment / "polyp_ray" / "trials.csv")
+    assert len(table) == 6 and set(table["status"]) == {"TERMINATED"}
+    assert table["stopped_early"].any(), "ASHA stopped no trial"
+    assert (table["epochs_run"] < 4).sum() == table["stopped_early"].sum()
+    assert (table["wall_s"] > 0).all() and (table["cpu_hours"] > 0).all()
+    for trial_id in table["trial_id"]:
+        test = json.loads((tiny_experiment / "polyp_ray" / "trials" / trial_id / "test_metrics.json").read_text())
+        assert test["summary"]["n_images"] == 12 == len(test["per_image"])
+    ours = tiny_experiment / "polyp_ray"
+    for name in ("job.yaml", "searchspace.yaml", "command.txt", "dataset.json", "environment.json",
+                 "best/model.keras", "best/trial_config.json"):
+        assert (ours / name).exists(), name
+    assert json.loads((ours / "dataset.json").read_text())["n_pairs"] == 48
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(search_command(*args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"search ended before {what}: {proc.stdout.read()[-3000:] if proc.stdout else ''}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver and everything in its session (the local Ray it started)."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _session_pids(proc.pid):
+        time.sleep(0.5)
+    for pid in _session_pids(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _session_pids(sid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
+    return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) == sid]
+
+
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
+    job = write_job(tmp_path, "resume", tmp_path / "exp", num_samples=4, max_epochs=3, grace_period=3,
+                    max_concurrent=1)
+    exp = tmp_path / "exp" / "resume-run"
+    proc = _start(["--job", str(job), "--name", "resume-run", "--no-report"], tmp_path)
+
+    def one_done_one_started() -> bool:
+        done = [t for t in _trial_dirs(exp) if any(r.get("done") for r in _results(t))] if exp.exists() else []
+        return len(done) >= 1 and len(_trial_dirs(exp)) >= 2
+
+    _wait_for(one_done_one_started, proc, 600, "one finished trial")
+    finished = {t.name: (t / "result.json").read_text() for t in _trial_dirs(exp)
+                if any(r.get("done") for r in _results(t))}
+    _kill_session(proc)
+
+    resumed = subprocess.run(search_command("--job", str(job), "--name", "resume-run", "--resume", "--no-report"),
+                             cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = _trial_dirs(exp)
+    assert len(trials) == 4
+    for name, before in finished.items():
+        assert (exp / name / "result.json").read_text() == before, f"{name} was run again"
+    table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
+    assert len(table) == 4 and set(table["status"]) == {"TERMINATED"}
+    assert (table["epochs_run"] == 3).all()
+
+
+def test_killed_trial_process_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    job = write_job(tmp_path, "crash", tmp_path / "exp", num_samples=2, max_epochs=5, grace_period=5,
+                    max_concurrent=1, max_failures=2,
+                    space="model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [64]}\n",
+                    data={"synthetic_count": 96})
+    exp = tmp_path / "exp" / "crash-run"
+    proc = _start(["--job", str(job), "--name", "crash-run", "--no-report"], tmp_path)
+
+    def first_epoch_reported() -> bool:
+        return exp.exists() and any(_results(t) for t in _trial_dirs(exp))
+
+    _wait_for(first_epoch_reported, proc, 600, "a first epoch")
+    victim = next(t for t in _trial_dirs(exp) if _results(t))
+    rows = _results(victim)
+    os.kill(int(rows[-1]["pid"]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    rows = _results(victim)
+    epochs = [r["epoch"] for r in rows]
+    # A restart from scratch would report epoch 1 again. (The row of the epoch in flight at the kill
+    # can be lost with the process, while its checkpoint, written first, survives.)
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 5, f"epochs reported {epochs}"
+    restarted = [r for r in rows if r["pid"] != rows[0]["pid"]]
+    assert restarted, "the trial was not restarted in a new process"
+    assert restarted[0]["epoch"] > 1, "the restarted trial began again at epoch 1"
+    table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
+    assert set(table["status"]) == {"TERMINATED"} and len(table) == 2
