@@ -33,6 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench._machine import OthersMeter, wait_idle  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -56,8 +58,14 @@ VARIANTS = [
     Variant("bf16_cached", "mixed_bfloat16", pipeline="cached", doc="+ cached uint8 pipeline, prefetch"),
     Variant("bf16_cached_b8", "mixed_bfloat16", batch=8, pipeline="cached", doc="+ cached, batch 8"),
     Variant("bf16_cached_b16", "mixed_bfloat16", batch=16, pipeline="cached", doc="+ cached, batch 16"),
-    Variant("bf16_cached_b8_spe8", "mixed_bfloat16", batch=8, spe=8, pipeline="cached",
-            doc="+ cached, batch 8, steps_per_execution=8"),
+    Variant(
+        "bf16_cached_b8_spe8",
+        "mixed_bfloat16",
+        batch=8,
+        spe=8,
+        pipeline="cached",
+        doc="+ cached, batch 8, steps_per_execution=8",
+    ),
     Variant("fp32_cached_b8", batch=8, pipeline="cached", doc="float32, cached, batch 8 (reference)"),
     Variant("bf16_xla", "mixed_bfloat16", jit=True, doc="+ jit_compile=True (XLA on CPU)"),
 ]
@@ -154,14 +162,15 @@ def run_variant(v: Variant, args) -> dict:
     timer = Timer()
     # One fit over warm + timed steps on the repeated dataset; the timed window runs from the end of
     # the last warm-up execution to the end of the last execution (input pipeline included).
-    model.fit(ds, epochs=1, steps_per_epoch=warm + timed,
-              callbacks=[notebook_lr_callback(10, 0), timer], verbose=0)
+    model.fit(
+        ds, epochs=1, steps_per_epoch=warm + timed, callbacks=[notebook_lr_callback(10, 0), timer], verbose=0
+    )
     n_warm_exec = warm // v.spe
     stamps = timer.stamps
     assert len(stamps) == 1 + (warm + timed) // v.spe, (len(stamps), warm, timed, v.spe)
     warm_s = stamps[n_warm_exec] - stamps[0]
     dt = stamps[-1] - stamps[n_warm_exec]
-    per_exec = sorted(b - a for a, b in zip(stamps[n_warm_exec:-1], stamps[n_warm_exec + 1:]))
+    per_exec = sorted(b - a for a, b in zip(stamps[n_warm_exec:-1], stamps[n_warm_exec + 1 :], strict=True))
     median_step = per_exec[len(per_exec) // 2] / v.spe
     own_cores = (timer.cpu[-1] - timer.cpu[n_warm_exec]) / dt
     return {
@@ -177,8 +186,10 @@ def run_variant(v: Variant, args) -> dict:
         "median_step_s": median_step,
         "median_images_per_s": v.batch / median_step,
         "own_cores_timed": round(own_cores, 2),
-        "threads_effective": [tf.config.threading.get_inter_op_parallelism_threads(),
-                              tf.config.threading.get_intra_op_parallelism_threads()],
+        "threads_effective": [
+            tf.config.threading.get_inter_op_parallelism_threads(),
+            tf.config.threading.get_intra_op_parallelism_threads(),
+        ],
     }
 
 
@@ -230,8 +241,9 @@ def run_peak(args) -> dict:
         frozen = convert_variables_to_constants_v2(fn)
         opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
         opts["output"] = "none"
-        prof = tf.compat.v1.profiler.profile(graph=frozen.graph, run_meta=tf.compat.v1.RunMetadata(),
-                                             cmd="op", options=opts)
+        prof = tf.compat.v1.profiler.profile(
+            graph=frozen.graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=opts
+        )
         out["forward_flops_profiler"] = int(prof.total_float_ops)
     except Exception as e:  # the v1 profiler is best-effort
         out["forward_flops_profiler"] = None
@@ -244,53 +256,36 @@ def run_peak(args) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
-def _busy_cpu_s() -> float:
-    """CPU-seconds spent busy by the whole machine so far (/proc/stat; 0 where unavailable)."""
-    try:
-        fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu_s() -> float:
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _wait_idle(max_wait_s: float, threshold: float = 0.3) -> float:
-    """Wait (up to max_wait_s) until other processes use < threshold cores; return their last load."""
-    deadline = time.monotonic() + max_wait_s
-    warned = False
-    while True:
-        b0 = _busy_cpu_s()
-        time.sleep(2.0)
-        load = (_busy_cpu_s() - b0) / 2.0
-        if load < threshold or time.monotonic() >= deadline:
-            return load
-        if not warned:
-            print(f"  (other processes use {load:.1f} cores; waiting up to {max_wait_s:.0f} s for idle)",
-                  flush=True)
-            warned = True
-
-
 def _child(kind: str, args) -> dict | None:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", kind, "--data", args.data,
-           "--images", str(args.images), "--image-size", str(args.image_size),
-           "--warmup-steps", str(args.warmup_steps), "--measure-images", str(args.measure_images),
-           "--matmul-n", str(args.matmul_n), "--matmul-reps", str(args.matmul_reps)]
-    _wait_idle(args.wait_idle)
-    b0, c0, t0 = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--_child",
+        kind,
+        "--data",
+        args.data,
+        "--images",
+        str(args.images),
+        "--image-size",
+        str(args.image_size),
+        "--warmup-steps",
+        str(args.warmup_steps),
+        "--measure-images",
+        str(args.measure_images),
+        "--matmul-n",
+        str(args.matmul_n),
+        "--matmul-reps",
+        str(args.matmul_reps),
+    ]
+    wait_idle(args.wait_idle)
+    meter = OthersMeter()
+    meter.start()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.variant_timeout)
     except subprocess.TimeoutExpired:
         print(f"  {kind}: timed out after {args.variant_timeout} s", flush=True)
         return None
-    wall = time.perf_counter() - t0
-    others = max(0.0, ((_busy_cpu_s() - b0) - (_children_cpu_s() - c0)) / wall)
+    others = meter.stop()
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             res = json.loads(line[7:])
@@ -304,21 +299,34 @@ def main(argv=None) -> int:
     from bench.notebook_baseline import default_kvasir_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(default_kvasir_dir()),
-                    help="Kvasir-SEG folder (default $POLYP_RAY_KVASIR or ../shared/data/Kvasir-SEG)")
+    ap.add_argument(
+        "--data",
+        default=str(default_kvasir_dir()),
+        help="Kvasir-SEG folder (default $POLYP_RAY_KVASIR or ../shared/data/Kvasir-SEG)",
+    )
     ap.add_argument("--images", type=int, default=240, help="first N pairs to train on (default 240)")
     ap.add_argument("--image-size", type=int, default=128)
-    ap.add_argument("--warmup-steps", type=int, default=4, help="untimed steps (rounded up to whole executions)")
-    ap.add_argument("--measure-images", type=int, default=128,
-                    help="timed images per variant (rounded up to whole executions; default 128)")
+    ap.add_argument(
+        "--warmup-steps", type=int, default=4, help="untimed steps (rounded up to whole executions)"
+    )
+    ap.add_argument(
+        "--measure-images",
+        type=int,
+        default=128,
+        help="timed images per variant (rounded up to whole executions; default 128)",
+    )
     ap.add_argument("--variants", nargs="+", default=DEFAULT_SET, help=f"default: {' '.join(DEFAULT_SET)}")
     ap.add_argument("--list", action="store_true", help="list the variants and exit")
     ap.add_argument("--no-peak", action="store_true", help="skip the matmul / FLOPs measurement")
     ap.add_argument("--matmul-n", type=int, default=4096)
     ap.add_argument("--matmul-reps", type=int, default=8)
     ap.add_argument("--variant-timeout", type=int, default=300, help="seconds per variant subprocess")
-    ap.add_argument("--wait-idle", type=float, default=120,
-                    help="before each run wait up to this many seconds for other processes to go idle")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=120,
+        help="before each run wait up to this many seconds for other processes to go idle",
+    )
     ap.add_argument("--json", help="also write all results to this JSON file")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -341,18 +349,27 @@ def main(argv=None) -> int:
         peak = _child("peak", args)
         if peak:
             prof = peak.get("forward_flops_profiler")
-            print(f"matmul {args.matmul_n}^3: bf16 {peak['matmul_bfloat16_gflops']:.0f} GFLOP/s, "
-                  f"fp32 {peak['matmul_float32_gflops']:.0f} GFLOP/s")
-            print(f"U-Net forward at {args.image_size} px: {peak['forward_flops_analytic'] / 1e9:.1f} GFLOP "
-                  f"analytic (convs), {prof / 1e9 if prof else float('nan'):.1f} GFLOP by TF's profiler; "
-                  f"training ~3x = {3 * peak['forward_flops_analytic'] / 1e9:.0f} GFLOP/image", flush=True)
+            print(
+                f"matmul {args.matmul_n}^3: bf16 {peak['matmul_bfloat16_gflops']:.0f} GFLOP/s, "
+                f"fp32 {peak['matmul_float32_gflops']:.0f} GFLOP/s"
+            )
+            print(
+                f"U-Net forward at {args.image_size} px: {peak['forward_flops_analytic'] / 1e9:.1f} GFLOP "
+                f"analytic (convs), {prof / 1e9 if prof else float('nan'):.1f} GFLOP by TF's profiler; "
+                f"training ~3x = {3 * peak['forward_flops_analytic'] / 1e9:.0f} GFLOP/image",
+                flush=True,
+            )
     train_flops = 3 * peak["forward_flops_analytic"] if peak else TRAIN_FLOPS_NOMINAL
     bf16_peak = peak["matmul_bfloat16_gflops"] * 1e9 if peak else None
 
-    print(f"\ntraining throughput, NotebookUNet, {args.image_size} px, {args.images} Kvasir-SEG pairs, "
-          f"timed epoch after warm-up (input pipeline included)")
-    print(f"{'variant':22s} {'img/s':>7s} {'median':>7s} {'vs fp32':>7s} {'GFLOP/s':>8s} {'%bf16pk':>7s}  "
-          f"{'warm-up':>8s} {'cores':>5s} {'other':>5s}  description")
+    print(
+        f"\ntraining throughput, NotebookUNet, {args.image_size} px, {args.images} Kvasir-SEG pairs, "
+        f"timed epoch after warm-up (input pipeline included)"
+    )
+    print(
+        f"{'variant':22s} {'img/s':>7s} {'median':>7s} {'vs fp32':>7s} {'GFLOP/s':>8s} {'%bf16pk':>7s}  "
+        f"{'warm-up':>8s} {'cores':>5s} {'other':>5s}  description"
+    )
     results = []
     base = None
     for name in args.variants:
@@ -366,10 +383,12 @@ def main(argv=None) -> int:
         gflops = ips * train_flops / 1e9
         pk = f"{100 * gflops * 1e9 / bf16_peak:6.1f}%" if bf16_peak else "    n/a"
         rel = f"{ips / base:6.2f}x" if base else "    n/a"
-        print(f"{name:22s} {ips:7.2f} {r['median_images_per_s']:7.2f} {rel} {gflops:8.0f} {pk}  "
-              f"{r['warmup_s']:7.1f}s {r['own_cores_timed']:5.2f} {r['other_processes_cores']:5.2f}  "
-              f"{BY_NAME[name].doc} [{r['timed_steps']} steps x {r['batch']}]",
-              flush=True)
+        print(
+            f"{name:22s} {ips:7.2f} {r['median_images_per_s']:7.2f} {rel} {gflops:8.0f} {pk}  "
+            f"{r['warmup_s']:7.1f}s {r['own_cores_timed']:5.2f} {r['other_processes_cores']:5.2f}  "
+            f"{BY_NAME[name].doc} [{r['timed_steps']} steps x {r['batch']}]",
+            flush=True,
+        )
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"peak": peak, "variants": results}, indent=2))

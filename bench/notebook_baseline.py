@@ -173,9 +173,7 @@ def notebook_pipeline(
     """The notebook's ``get_baseline_dataset``: decode + resize every file on every epoch, no cache,
     augment (train only), ``shuffle(num_x * 10)``, ``batch``; no prefetch, no repeat (the notebook
     calls ``.repeat()`` on the training set afterwards; ``notebook_fit`` does too)."""
-    preproc_fn = functools.partial(
-        _augment, hue_delta=hue_delta, img_shape=(image_size, image_size, 3)
-    )
+    preproc_fn = functools.partial(_augment, hue_delta=hue_delta, img_shape=(image_size, image_size, 3))
     filenames, labels = list(map(str, image_paths)), list(map(str, mask_paths))
     num_x = len(filenames)
     dataset = tf.data.Dataset.from_tensor_slices((filenames, labels))
@@ -463,8 +461,10 @@ def _self_check() -> None:
     assert shifted[0, :, 0].numpy().tolist() == [0.0, 1.0, 2.0, 3.0], shifted[0, :, 0]
     shifted = tfa_translate(img, [0.0, -1.0])  # dy < 0: content moves up, zeros enter at the bottom
     assert shifted[:, 0, 0].numpy().tolist() == [5.0, 9.0, 13.0, 0.0], shifted[:, 0, 0]
-    print(f"forward FLOPs per 128 px image: {unet_forward_flops(128) / 1e9:.1f} GFLOP "
-          f"(training ~{3 * unet_forward_flops(128) / 1e9:.0f} GFLOP)")
+    print(
+        f"forward FLOPs per 128 px image: {unet_forward_flops(128) / 1e9:.1f} GFLOP "
+        f"(training ~{3 * unet_forward_flops(128) / 1e9:.0f} GFLOP)"
+    )
     print("self-check OK")
 
 

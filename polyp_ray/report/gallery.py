@@ -27,7 +27,7 @@ TRUTH, HIT, FALSE_POSITIVE, MISSED = (0, 200, 0), (0, 200, 0), (230, 30, 30), (4
 @dataclass(frozen=True)
 class Case:
     stem: str
-    group: str  # "worst" | "best"
+    group: str  # "worst" | "best" | "shown" (the saved strips, when the model cannot be run)
     dice: float
     iou: float
     truth_fraction: float
@@ -53,7 +53,7 @@ def build_gallery(exp: Experiment, worst: int = WORST, best: int = BEST) -> Gall
     except (PolypRayError, OSError, ValueError) as err:
         gallery.notes.append(f"could not predict with {exp.ours / 'best' / 'model.keras'} ({err}); "
                              "showing the strips the search wrote")
-        gallery.cases = _saved_strips(exp, trial_id, chosen)
+        gallery.cases = _saved_strips(exp, trial_id)
     return gallery
 
 
@@ -127,16 +127,14 @@ def _case(group: str, row: dict[str, Any], png: bytes) -> Case:
                 float(row.get("truth_fraction", np.nan)), png)
 
 
-def _saved_strips(exp: Experiment, trial_id: str, chosen: list[tuple[str, dict[str, Any]]]) -> list[Case]:
-    """The image | truth | prediction PNGs evaluation wrote (only the first few test images have one)."""
+def _saved_strips(exp: Experiment, trial_id: str) -> list[Case]:
+    """The image | truth | prediction PNGs evaluation wrote: only the first few test images have one."""
     from polyp_ray.evaluation import _safe  # the file-name rule evaluation used for these strips
 
     folder = exp.ours / "trials" / trial_id / "predictions"
-    rows = {str(r["stem"]): r for r in exp.tests.get(trial_id, {}).get("per_image", [])}
     cases = []
-    for stem, row in rows.items():
-        path = folder / f"{_safe(stem)}.png"
+    for row in exp.tests.get(trial_id, {}).get("per_image", []):
+        path = folder / f"{_safe(str(row['stem']))}.png"
         if path.is_file():
-            group = next((g for g, r in chosen if r["stem"] == stem), "shown")
-            cases.append(_case(group, row, path.read_bytes()))
+            cases.append(_case("shown", row, path.read_bytes()))
     return sorted(cases, key=lambda c: c.dice)

@@ -10,15 +10,15 @@ from plotly.offline import get_plotlyjs
 from polyp_ray.report.markup import Scripts, esc
 
 STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1400px;
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1600px;
 padding:0 24px 48px;color:#1d1d1f;line-height:1.45}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 0;z-index:10}
 nav a{margin-right:16px;color:#0b57d0;text-decoration:none}
 h1{font-size:1.6em;margin:20px 0 6px}h2{margin-top:36px;border-bottom:2px solid #eee;padding-bottom:4px}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
 pre{background:#f6f8fa;padding:10px;overflow:auto;max-height:420px;white-space:pre-wrap;word-break:break-all}
-table{border-collapse:collapse;font-size:.88em;margin:8px 0}
-th,td{border-bottom:1px solid #e3e3e3;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;font-size:.86em;margin:8px 0}
+th,td{border-bottom:1px solid #e3e3e3;padding:4px 7px;text-align:left;vertical-align:top}
 td.num{text-align:right}
 .scroll{overflow-x:auto;max-width:100%}td.num,td small{white-space:nowrap}
 table.sortable th{cursor:pointer;background:#f4f4f6;user-select:none;white-space:nowrap}

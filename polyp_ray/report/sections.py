@@ -76,7 +76,6 @@ TEXT_COLUMNS = {"family / trial", "model"}
 COLUMNS: list[Column] = [
     ("family / trial", "model family, or trial id", lambda r: cell(_label(r), r.label)),
     ("model", "", lambda r: cell(esc(r.model), r.model)),
-    ("trials", "trials of this family", lambda r: cell(str(r.n_trials) if r.kind == "family" else "")),
     ("val Dice", "best validation per-image Dice", lambda r: cell(fmt(r.val_dice), r.val_dice)),
     ("val IoU", "validation per-image IoU at that epoch", lambda r: cell(fmt(r.val_iou), r.val_iou)),
     ("test Dice [95% CI]", "per-image mean, bootstrap over test images",
@@ -100,7 +99,7 @@ def comparison(families: list[Row], trials: list[Row], best_trial: str | None) -
     head = "".join(_head(name, tip) for name, tip, _ in COLUMNS)
     bodies = "".join(f'<tbody class="{kind}">{"".join(_table_row(r, best_trial) for r in rows)}</tbody>'
                      for kind, rows in (("families", families), ("trials", trials)))
-    table = f'<table id="comparison" class="sortable"><thead><tr>{head}</tr></thead>{bodies}</table>'
+    table = f'<table id="model-table" class="sortable"><thead><tr>{head}</tr></thead>{bodies}</table>'
     return f'<div class="scroll">{table}</div>' + caption(TABLE_CAPTION)
 
 
@@ -116,7 +115,8 @@ def _table_row(row: Row, best_trial: str | None) -> str:
 
 def _label(row: Row) -> str:
     if row.kind == "family":
-        return f"<b>{esc(row.label)}</b> <small>best: {esc(row.trial_id)}</small>"
+        trials = f"{row.n_trials} trial{'s' if row.n_trials != 1 else ''}"
+        return f"<b>{esc(row.label)}</b><br><small>{trials}, best {esc(row.trial_id)}</small>"
     status = "" if row.status in ("TERMINATED", "") else f" <small>{esc(row.status)}</small>"
     return f"<code>{esc(row.label)}</code>{status}"
 
@@ -197,14 +197,16 @@ def importance(result: Importance, figure: str) -> str:
 
 def gallery(result: Gallery, scatter: str) -> str:
     title = f"<p>Best model: trial <code>{esc(result.trial_id)}</code>, worst test images first.</p>"
-    cards = "".join(_card(c) for c in result.cases)
-    grid = f'<div class="gallery">{cards}</div>' if cards else ""
-    return title + notes(result.notes) + (caption(GALLERY_LEGEND) if cards else "") + grid + scatter
+    grids = ""
+    for group, heading in (("worst", "Worst"), ("best", "Best"), ("shown", "Prediction strips")):
+        cards = [c for c in result.cases if c.group == group]
+        if cards:
+            grids += f'<h3>{heading} {len(cards)}</h3><div class="gallery">{"".join(map(_card, cards))}</div>'
+    return title + notes(result.notes) + (caption(GALLERY_LEGEND) if grids else "") + grids + scatter
 
 
 def _card(case: Case) -> str:
-    facts = (f"Dice {fmt(case.dice)} · IoU {fmt(case.iou)} · polyp {_share(case.truth_fraction)} · "
-             f"{esc(case.group)}")
+    facts = f"Dice {fmt(case.dice)} · IoU {fmt(case.iou)} · polyp {_share(case.truth_fraction)} of the image"
     return (f'<figure class="case {esc(case.group)}"><img alt="{esc(case.stem)}" src="{data_uri(case.png)}">'
             f'<figcaption><span class="stem">{esc(case.stem)}</span><br>{facts}</figcaption></figure>')
 

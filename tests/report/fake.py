@@ -45,7 +45,8 @@ def write_experiment(root: Path, name: str = "exp", families: tuple[str, ...] = 
 
 
 def _params(family: str, t: int) -> dict:
-    params = {"model": family, "learning_rate": [1e-3, 3e-4, 5e-3][t % 3], "encoder_weights": [HOSTILE, "none"][t % 2]}
+    params = {"model": family, "learning_rate": [1e-3, 3e-4, 5e-3][t % 3],
+              "encoder_weights": [HOSTILE, "none"][t % 2]}
     if family == "unet":
         params["base_width"] = [4, 8][t % 2]
     return params
@@ -60,8 +61,9 @@ def _trial(exp: Path, trial_id: str, family: str, params: dict, base: float, ste
               "trial_id": trial_id, "config": params} for e in range(1, epochs + 1)]
     (folder / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
     dice = np.clip(base + 0.1 * rng.standard_normal(len(stems)), 0, 1)
-    per_image = [{"stem": s, "dice": float(d), "iou": float(d / (2 - d)), "truth_fraction": float(rng.random() / 4),
-                  "pred_fraction": 0.1} for s, d in zip(stems, dice, strict=True)]
+    per_image = [{"stem": s, "dice": float(d), "iou": float(d / (2 - d)),
+                  "truth_fraction": float(rng.random() / 4), "pred_fraction": 0.1}
+                 for s, d in zip(stems, dice, strict=True)]
     test = {"trial_id": trial_id, "checkpoint_epoch": epochs, "threshold": 0.5,
             "summary": {"dice": float(dice.mean()), "iou": 0.3, "miou_2class": 0.6, "n_images": len(stems)},
             "per_image": per_image, "n_params": 1000, "image_size": 32}
@@ -71,13 +73,15 @@ def _trial(exp: Path, trial_id: str, family: str, params: dict, base: float, ste
     return {"trial_id": trial_id, **params, "image_size": 32, "batch_size": 4, "status": "TERMINATED",
             "epochs_run": epochs, "stopped_early": epochs < 4, "best_epoch": epochs, "best_val_dice": base,
             "best_val_iou": base / 1.5, "best_val_miou_2class": 0.6, "test_dice": float(dice.mean()),
-            "test_iou": 0.3, "test_miou_2class": 0.6, "n_params": 1000, "wall_s": 30.0, "cpu": 1.0, "gpu": 0.0,
-            "cpu_hours": 30 / 3600, "gpu_hours": 0.0, "node_ip": "127.0.0.1", "trial_dir": str(folder)}
+            "test_iou": 0.3, "test_miou_2class": 0.6, "n_params": 1000, "wall_s": 30.0, "cpu": 1.0,
+            "gpu": 0.0, "cpu_hours": 30 / 3600, "gpu_hours": 0.0, "node_ip": "127.0.0.1",
+            "trial_dir": str(folder)}
 
 
 def _provenance(ours: Path, name: str, stems: list[str]) -> None:
     job = {"name": HOSTILE, "num_samples": 6, "max_epochs": 4, "grace_period": 1, "reduction_factor": 2,
-           "metric": "val_dice", "mode": "max", "trial": {"model": "unet", "base_width": 8, "learning_rate": 1e-3}}
+           "metric": "val_dice", "mode": "max",
+           "trial": {"model": "unet", "base_width": 8, "learning_rate": 1e-3}}
     (ours / "job.yaml").write_text(yaml.safe_dump(job))
     (ours / "searchspace.yaml").write_text(yaml.safe_dump(SPACE, sort_keys=False))
     (ours / "command.txt").write_text(f"python -m polyp_ray.search --set 'name={CLOSER}'\n")

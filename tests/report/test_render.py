@@ -61,7 +61,8 @@ def test_every_string_from_the_experiment_is_escaped(fake: Path, tmp_path: Path)
 
 def test_only_our_scripts_may_run(fake: Path, tmp_path: Path) -> None:
     html = _html(fake, tmp_path)
-    policy = next(a["content"] for a in _parse(html).of("meta") if a.get("http-equiv") == "Content-Security-Policy")
+    metas = _parse(html).of("meta")
+    policy = next(a["content"] for a in metas if a.get("http-equiv") == "Content-Security-Policy")
     hashes = re.findall(r"'sha256-[A-Za-z0-9+/=]+'", str(policy))
     assert len(hashes) == html.count("<script") == 2 + html.count('class="plotly-graph-div"')
     assert "unsafe-inline" not in str(policy).split("script-src")[1].split(";")[0]
@@ -106,7 +107,8 @@ def test_ranking_sentence_for_a_tie_identical_scores_and_one_family(tmp_path: Pa
     tests = {"a1": interval, "b1": interval}
     tie = Ranking(["a", "b"], {"a": "a1", "b": "b1"}, PairedTest(30, 0.5, 0.49, 200.0, 0.4))
     assert "Not distinguishable:" in ranking(tie, tests) and "p = 0.4" in ranking(tie, tests)
-    same = Ranking(["a", "b"], {"a": "a1", "b": "b1"}, PairedTest(30, 0.5, 0.5, None, None, "every image ties"))
+    same = Ranking(["a", "b"], {"a": "a1", "b": "b1"},
+                   PairedTest(30, 0.5, 0.5, None, None, "every image ties"))
     assert "every image ties" in ranking(same, tests)
     few = Ranking(["a", "b"], {"a": "a1", "b": "b1"}, PairedTest(4, 0.5, 0.3, 0.0, 0.125))
     assert "With only 4 images" in ranking(few, tests)

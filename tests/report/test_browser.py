@@ -1,0 +1,77 @@
+"""The report of a real (tiny) search, opened in headless Chromium: no console errors, the table and the
+plots render, the table sorts, and a screenshot shows it (kept in $POLYP_RAY_SCREENSHOTS when set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.report.browser import chromium, full_screenshot, severe
+
+pytestmark = pytest.mark.slow
+
+
+COUNT = "return document.querySelectorAll({!r}).length"
+GALLERY_LOADED = ("return Array.from(document.querySelectorAll('.gallery img'))"
+                  ".filter(i => i.naturalWidth).length")
+HEADERS = "Array.from(document.querySelectorAll('#model-table thead th'))"
+VAL_DICE = f"{HEADERS}.findIndex(h => h.textContent === 'val Dice')"
+TRIAL_VAL_DICE = ("return Array.from(document.querySelectorAll('#model-table tbody.trials tr'))"
+                  f".map(r => Number(r.children[{VAL_DICE}].dataset.sort))")
+
+
+def test_report_renders_without_console_errors(tiny_report: Path, tiny_experiment: Path,
+                                               tmp_path: Path) -> None:
+    trials = len(pd.read_csv(tiny_experiment / "polyp_ray" / "trials.csv"))
+    with chromium() as driver:
+        driver.get(tiny_report.as_uri())
+        _wait(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
+        assert severe(driver) == []
+        families = driver.execute_script(COUNT.format("#model-table tr.family"))
+        assert families >= 1 and driver.execute_script(COUNT.format("#model-table tr.trial")) == trials
+        assert driver.execute_script(COUNT.format(".plotly, .js-plotly-plot")) >= 4
+        curves = driver.execute_script(COUNT.format(".js-plotly-plot .scatterlayer .trace"))
+        assert curves >= trials  # one learning curve per trial, at least
+        assert driver.execute_script(GALLERY_LOADED) == 12  # every test image of the tiny split
+        shot = tmp_path / "report.png"
+        full_screenshot(driver, shot)
+    _check_and_keep(shot)
+
+
+def test_clicking_a_header_sorts_the_trials(tiny_report: Path) -> None:
+    with chromium() as driver:
+        driver.get(tiny_report.as_uri())
+        header = driver.execute_script(f"return {HEADERS}[{VAL_DICE}]")
+        header.click()
+        ascending = driver.execute_script(TRIAL_VAL_DICE)
+        header.click()
+        descending = driver.execute_script(TRIAL_VAL_DICE)
+        assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
+        assert header.get_attribute("aria-sort") == "descending"
+        assert severe(driver) == []
+
+
+def _wait(driver, condition: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.execute_script(f"return {condition}"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {condition}")
+
+
+def _check_and_keep(shot: Path) -> None:
+    """Not blank: a screenshot of a page that failed to render is one flat colour."""
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.shape[0] > 2000 and pixels.std() > 20, "the screenshot looks blank"
+    keep = os.environ.get("POLYP_RAY_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(keep) / "report.png")
