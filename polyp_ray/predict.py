@@ -182,7 +182,7 @@ def _predict_batch(predictor: Predictor, loaded: list[tuple[Path, np.ndarray]], 
     from polyp_ray.evaluation import predict_probs
 
     size = predictor.image_size
-    small = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    small = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
                       for _, image in loaded])
     probs = predict_probs(predictor.model, small, batch_size=len(loaded))
     for (path, image), prob in zip(loaded, probs, strict=True):
@@ -194,7 +194,8 @@ def _predict_batch(predictor: Predictor, loaded: list[tuple[Path, np.ndarray]], 
 def full_size_mask(prob: np.ndarray, shape: tuple[int, int], threshold: float) -> np.ndarray:
     """The probability map resized to (height, width), then thresholded: smooth borders at any scale."""
     height, width = shape
-    big = np.asarray(Image.fromarray(prob.astype(np.float32)).resize((width, height), Image.BILINEAR))
+    resized = Image.fromarray(prob.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
+    big = np.asarray(resized)
     return np.where(big > threshold, 255, 0).astype(np.uint8)
 
 

@@ -130,7 +130,9 @@ class TuneReporter:
         return Path(checkpoint.to_directory(tempfile.mkdtemp(prefix="polyp_ray_restore_")))
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None:
-        held = {"cpu": self.resources["cpu"], "gpu": self.resources["gpu"]}
+        # What the trial held and where it ran, for the report's CPU/GPU-hours and node placement.
+        held = {"cpu": self.resources["cpu"], "gpu": self.resources["gpu"],
+                "node_id": ray.get_runtime_context().get_node_id()}
         tune.report({**metrics, **held}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
 
@@ -228,7 +230,7 @@ def _trial_row(result, job: JobConfig, prepared: dict[int, PreparedData], ours: 
     wall = float(last.get("time_total_s", 0.0))
     row.update(wall_s=wall, cpu=job.resources.cpu, gpu=job.resources.gpu,
                cpu_hours=wall * job.resources.cpu / 3600, gpu_hours=wall * job.resources.gpu / 3600,
-               node_ip=last.get("node_ip"), trial_dir=result.path)
+               node_ip=last.get("node_ip"), node_id=last.get("node_id"), trial_dir=result.path)
     best = _best_checkpoint(result, job)
     if best is None:
         return row

@@ -79,7 +79,7 @@ def ranking(exp: Experiment) -> Ranking:
 
 
 def _costs(members: pd.DataFrame) -> dict[str, float]:
-    return {key: float(pd.to_numeric(members.get(key), errors="coerce").sum())
+    return {key: float(pd.to_numeric(members[key], errors="coerce").sum()) if key in members else math.nan
             for key in ("wall_s", "cpu_hours", "gpu_hours")}
 
 

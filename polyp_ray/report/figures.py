@@ -108,7 +108,8 @@ def parallel_coordinates(exp: Experiment) -> go.Figure | None:
 def _axes(exp: Experiment) -> list[Param]:
     if exp.space is None:
         return []
-    return [p for p in exp.space.params if p.kind != "fixed"]
+    # A one-choice parameter is a flat line through every trial: no information, only clutter.
+    return [p for p in exp.space.params if p.kind in ("int", "float") or len(p.choices) > 1]
 
 
 def _position(param: Param, value: Any) -> float:
@@ -149,7 +150,7 @@ def _draw_axes(fig: go.Figure, axes: list[Param], sampled: list[dict[str, Any]],
         fig.add_annotation(x=i, y=1.08, text=f"<b>{label}</b>", showarrow=False)
         for y, text in marks + ([(-0.12, "not sampled")] if conditional[i] else []):
             fig.add_annotation(x=i, y=y, text=text, showarrow=False, xanchor="left", xshift=4,
-                               font={"size": 10, "color": "#555"})
+                               font={"size": 10, "color": "#333"}, bgcolor="rgba(255,255,255,0.85)")
     fig.update_layout(**{**LAYOUT, "height": 460}, title="Hyperparameters against the best validation score",
                       hovermode="closest")
     fig.update_xaxes(visible=False, range=[-0.3, len(labels) - 0.4])

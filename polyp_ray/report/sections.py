@@ -23,7 +23,8 @@ SMALLEST_TESTABLE = 6  # a two-sided exact Wilcoxon test cannot reach p < 0.05 o
 TABLE_CAPTION = (
     "Click a header to sort (families and trials sort separately). A family row shows its best trial by "
     "validation score, with wall time and CPU/GPU-hours summed over all its trials. Validation scores are "
-    "the best epoch's, measured during the search; test scores evaluate each trial's best checkpoint, with "
+    "the best epoch's, measured during the search (only their means are recorded, so they carry no "
+    "interval); test scores evaluate each trial's best checkpoint, with "
     "95% percentile-bootstrap intervals over test images (they cover image sampling, not training "
     "randomness). Dice and IoU are per image, averaged over images; an image with no polyp and no "
     "prediction scores 1."
@@ -202,7 +203,8 @@ def gallery(result: Gallery, scatter: str) -> str:
         cards = [c for c in result.cases if c.group == group]
         if cards:
             grids += f'<h3>{heading} {len(cards)}</h3><div class="gallery">{"".join(map(_card, cards))}</div>'
-    return title + notes(result.notes) + (caption(GALLERY_LEGEND) if grids else "") + grids + scatter
+    size = f"<h3>Dice against polyp size</h3>{scatter}" if scatter else ""
+    return title + notes(result.notes) + (caption(GALLERY_LEGEND) if grids else "") + grids + size
 
 
 def _card(case: Case) -> str:
@@ -226,7 +228,7 @@ def reproducibility(exp: Experiment) -> str:
              ("groups CSV", data.get("groups_csv") or "none")]
     return (f"<h3>Command</h3>{pre(exp.command or '(command.txt missing)')}"
             + caption("Run it from the folder it was run in; <code>--name</code> chooses the experiment "
-                      "folder's name.")
+                      f"folder's name. This page: <code>python -m polyp_ray.report {esc(exp.path)}</code>.")
             + f"<h3>Dataset</h3>{key_values(facts)}"
             f"<h3>Environment</h3>{key_values(list(exp.environment.items()))}"
             f"<h3>Job (polyp_ray/job.yaml)</h3>{pre(exp.job_text or '(missing)')}"

@@ -8,12 +8,15 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from PIL import Image
 
 from polyp_ray.report import build_report, main
 from polyp_ray.report import comparison as compare
 from polyp_ray.report.comparison import Ranking
 from polyp_ray.report.experiment import load_experiment
+from polyp_ray.report.gallery import build_gallery
 from polyp_ray.report.importance import param_importance
 from polyp_ray.report.sections import ranking
 from polyp_ray.report.stats import Interval, PairedTest
@@ -154,3 +157,27 @@ def test_cli_errors_are_one_line(setup, message: str, tmp_path: Path, capsys: py
     assert main([str(setup(tmp_path)), "-o", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_errored_trial_without_scores_is_listed_not_fatal(fake: Path, tmp_path: Path) -> None:
+    table = pd.read_csv(fake / "polyp_ray" / "trials.csv", dtype={"trial_id": str})
+    failed = table.index[table["trial_id"] == "enco0"][0]
+    for column in ("best_val_dice", "best_val_iou", "test_dice", "test_iou", "n_params"):
+        table.loc[failed, column] = float("nan")
+    table.loc[failed, "status"] = "ERROR"
+    table.to_csv(fake / "polyp_ray" / "trials.csv", index=False)
+    shutil.rmtree(fake / "polyp_ray" / "trials" / "enco0")
+    html = _html(fake, tmp_path)
+    row = html.split("<code>enco0</code>")[1].split("</tr>")[0]
+    assert "ERROR" in row and "–" in row
+    assert compare.family_best(load_experiment(fake))["encoder_decoder"].startswith("enco1")  # next best
+
+
+def test_gallery_falls_back_to_the_saved_strips_without_a_model(fake: Path) -> None:
+    strips = fake / "polyp_ray" / "trials" / "unet0" / "predictions"
+    strips.mkdir()
+    for stem in ("img000", "img001"):
+        Image.new("RGB", (96, 32)).save(strips / f"{stem}.png")
+    gallery = build_gallery(load_experiment(fake))
+    assert [c.group for c in gallery.cases] == ["shown", "shown"]
+    assert "showing the strips the search wrote" in gallery.notes[0]
