@@ -174,4 +174,5 @@ def _check_values(space: SearchSpace, where: str) -> None:
                 try:
                     TrialConfig(**{param.name: type(getattr(TrialConfig(), param.name))(bound)}).validate(where)
                 except ConfigError as err:
-                    raise ConfigError(f"{where}: {param.name}: bound {bound!r}: {str(err).split(': ', 2)[-1]}") from None
+                    reason = str(err).split(": ", 2)[-1]
+                    raise ConfigError(f"{where}: {param.name}: bound {bound!r}: {reason}") from None

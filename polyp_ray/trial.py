@@ -76,7 +76,8 @@ def run_trial(config: TrialConfig, reporter: Reporter, data: PreparedData | None
             reporter.report(row, Path(tmp))
     if best_weights is not None:
         model.set_weights(best_weights)
-    result = TrialResult(state["history"], state["best_epoch"], state["best_val_dice"], model.count_params(), model=model)
+    result = TrialResult(state["history"], state["best_epoch"], state["best_val_dice"], model.count_params(),
+                         model=model)
     if config.evaluate_test:
         result.test = evaluate_test(model, config, data, Path(config.output_dir), "debug", state["best_epoch"])
     return result
@@ -96,7 +97,8 @@ def evaluate_test(
 
 def _train_epoch(model, config: TrialConfig, data: PreparedData, train_tensors, epoch: int, steps: int) -> dict:
     # A fresh, epoch-seeded stream: a resumed trial sees exactly the augmentations it would have seen.
-    stream = train_dataset(*train_tensors, config.batch_size, config.aug_strength, seed=config.seed * 100_003 + epoch)
+    images, masks = train_tensors
+    stream = train_dataset(images, masks, config.batch_size, config.aug_strength, config.seed * 100_003 + epoch)
     start = time.perf_counter()
     history = model.fit(stream, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
                         callbacks=[keras.callbacks.TerminateOnNaN()])

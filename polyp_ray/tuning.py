@@ -57,8 +57,8 @@ def run_search(job: JobConfig, job_path: Path, space: SearchSpace, space_path: P
         ours.mkdir(parents=True, exist_ok=True)
         _write_provenance(ours, job, job_path, space_path, info, command_line())
     results = tuner.fit()
-    print(f"search finished in {time.time() - started:.0f} s; evaluating each trial's best checkpoint on the test split",
-          flush=True)
+    print(f"search finished in {time.time() - started:.0f} s; "
+          "evaluating each trial's best checkpoint on the test split", flush=True)
     table = summarise_trials(results, job, prepared, ours)
     _print_table(table)
     report = None if args.no_report else _write_report(exp_dir)
@@ -195,12 +195,7 @@ def _versions() -> dict[str, str]:
 
 def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], ours: Path) -> pd.DataFrame:
     """trials.csv, each trial's test evaluation, and a copy of the winner as ``best/``."""
-    from polyp_ray.evaluation import write_json
-
-    rows = []
-    for result in results:
-        rows.append(_trial_row(result, job, prepared, ours))
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([_trial_row(result, job, prepared, ours) for result in results])
     if table.empty:
         raise PolypRayError("the search produced no trials")
     ascending = job.mode == "min"
@@ -211,7 +206,7 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
         best = ours / "best"
         best.mkdir(exist_ok=True)
         shutil.copyfile(Path(winner["checkpoint"]) / "model.keras", best / "model.keras")
-        write_json(best / "trial_config.json", json.loads((ours / "trials" / winner["trial_id"] / "trial_config.json").read_text()))
+        shutil.copyfile(ours / "trials" / winner["trial_id"] / "trial_config.json", best / "trial_config.json")
     return table
 
 

@@ -178,9 +178,9 @@ def decode_all(pairs: list[Pair], image_size: int, threshold: int) -> tuple[np.n
         except DataError as err:
             problems.append(str(err))
             return
-        images[i] = np.asarray(Image.fromarray(image).resize((image_size, image_size), Image.BILINEAR))
+        images[i] = np.asarray(Image.fromarray(image).resize((image_size, image_size), Image.Resampling.BILINEAR))
         # Resize the 0/255 mask smoothly, then threshold: borders stay smooth at any scale.
-        small = np.asarray(Image.fromarray(mask).resize((image_size, image_size), Image.BILINEAR))
+        small = np.asarray(Image.fromarray(mask).resize((image_size, image_size), Image.Resampling.BILINEAR))
         masks[i, ..., 0] = small > 127
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:

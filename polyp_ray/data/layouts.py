@@ -58,8 +58,10 @@ def discover_pairs(
     chosen = _choose_layout(root, layout, image_dir, mask_dir)
     images = _index_folder(root / chosen.image_dir)
     masks = _index_folder(root / chosen.mask_dir)
-    problems = [f"{images[s]}: image has no mask in {root / chosen.mask_dir}" for s in sorted(images.keys() - masks.keys())]
-    problems += [f"{masks[s]}: mask has no image in {root / chosen.image_dir}" for s in sorted(masks.keys() - images.keys())]
+    problems = [f"{images[s]}: image has no mask in {root / chosen.mask_dir}"
+                for s in sorted(images.keys() - masks.keys())]
+    problems += [f"{masks[s]}: mask has no image in {root / chosen.image_dir}"
+                 for s in sorted(masks.keys() - images.keys())]
     pairs = [Pair(s, images[s], masks[s]) for s in sorted(images.keys() & masks.keys())]
     return chosen, pairs, problems
 

@@ -55,10 +55,8 @@ def synthetic_pair(rng: np.random.Generator, width: int, height: int) -> tuple[n
 
 def _mucosa(rng: np.random.Generator, width: int, height: int, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
     coarse = rng.normal(0, 1, (6, 6, 3)).astype(np.float32)
-    texture = np.stack(
-        [np.asarray(Image.fromarray(coarse[..., c]).resize((width, height), Image.BICUBIC)) for c in range(3)],
-        axis=-1,
-    )
+    smooth = [Image.fromarray(coarse[..., c]).resize((width, height), Image.Resampling.BICUBIC) for c in range(3)]
+    texture = np.stack([np.asarray(channel) for channel in smooth], axis=-1)
     base = np.array([170.0, 85.0, 75.0]) + rng.normal(0, 10, 3)
     cx, cy = width / 2, height / 2
     vignette = 1.0 - 0.45 * (((xx - cx) / cx) ** 2 + ((yy - cy) / cy) ** 2) / 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-
 # Keras's default momentum (0.99) needs hundreds of steps before the moving statistics used at
 # inference are usable; ASHA judges trials after an epoch or two of a small dataset, so use 0.9.
 BN_MOMENTUM = 0.9

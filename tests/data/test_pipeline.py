@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from polyp_ray.data.pipeline import eval_dataset, train_dataset
 from polyp_ray.data.dataset import SplitArrays
+from polyp_ray.data.pipeline import eval_dataset, train_dataset
 
 
 def _marked_split(n: int = 6, size: int = 32) -> SplitArrays:

@@ -26,8 +26,8 @@ def test_every_model_maps_an_image_to_a_mask(name: str) -> None:
 def test_encoder_decoder_has_no_skip_connections() -> None:
     plain = build_model("encoder_decoder", 64, base_width=4)
     unet = build_model("unet", 64, base_width=4)
-    assert not [l for l in plain.layers if isinstance(l, keras.layers.Concatenate)]
-    assert len([l for l in unet.layers if isinstance(l, keras.layers.Concatenate)]) == 4
+    assert not [layer for layer in plain.layers if isinstance(layer, keras.layers.Concatenate)]
+    assert len([layer for layer in unet.layers if isinstance(layer, keras.layers.Concatenate)]) == 4
 
 
 def test_batchnorm_uses_moving_statistics_at_inference() -> None:
