@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ from polyp_ray.config import JobConfig, to_dict
 from polyp_ray.data.dataset import PreparedData, describe_dataset, prepare_data
 from polyp_ray.errors import ConfigError, PolypRayError
 from polyp_ray.searchspace import SearchSpace
+from polyp_ray.storage import locate
 
 OURS = "polyp_ray"  # our subfolder of the experiment folder (docs/experiment-layout.md)
 
@@ -36,22 +39,21 @@ def run_search(job: JobConfig, job_path: Path, space: SearchSpace, space_path: P
     from polyp_ray.search import command_line
 
     info, _ = describe_dataset(job.trial.data)  # refuses a bad dataset before anything is written
-    storage = _storage_root(job.storage_path)
-    exp_dir = _experiment_dir(job, storage, args)
-    if args.resume and not tune.Tuner.can_restore(str(exp_dir)):
-        raise ConfigError(f"--resume: {exp_dir} holds no experiment to resume")
-    if not args.resume and exp_dir.exists():
-        raise ConfigError(f"--name: {exp_dir} already exists; pass --resume to finish it, or another --name")
+    experiment = locate(job.storage_path, job.name, args.name, args.resume)
+    if args.resume and not tune.Tuner.can_restore(experiment.uri):
+        raise ConfigError(f"--resume: {experiment.uri} holds no experiment to resume")
+    if not args.resume and experiment.exists():
+        raise ConfigError(f"--name: {experiment.uri} already exists; pass --resume to finish it, or another --name")
     _init_ray(args.address)
     prepared = {size: prepare_data(job.trial.data, size) for size in space.image_sizes(job.trial.image_size)}
     refs = {size: ray.put(data) for size, data in prepared.items()}
     trainable = _trainable(job, refs)
     if args.resume:
-        print(f"resuming {exp_dir}", flush=True)
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_errored=True)
+        print(f"resuming {experiment.uri}", flush=True)
+        tuner = tune.Tuner.restore(experiment.uri, trainable=trainable, resume_errored=True)
     else:
-        tuner = _new_tuner(job, space, trainable, exp_dir.name, storage)
-    ours = exp_dir / OURS
+        tuner = _new_tuner(job, space, trainable, experiment.name, experiment.storage)
+    ours = experiment.local / OURS
     started = time.time()
     if not args.resume:
         ours.mkdir(parents=True, exist_ok=True)
@@ -61,34 +63,18 @@ def run_search(job: JobConfig, job_path: Path, space: SearchSpace, space_path: P
           "evaluating each trial's best checkpoint on the test split", flush=True)
     table = summarise_trials(results, job, prepared, ours)
     _print_table(table)
-    report = None if args.no_report else _write_report(exp_dir)
-    print(f"experiment: {exp_dir}")
+    experiment.publish(OURS)
+    experiment.mirror_results()
+    report = None if args.no_report else _write_report(experiment.local)
+    print(f"experiment: {experiment.uri}")
     if report:
         print(f"report: {report}")
     return 0
 
 
-def _storage_root(storage_path: str) -> Path:
-    if "://" in storage_path:
-        raise ConfigError(
-            f"storage_path: {storage_path}: cloud URIs are written by Tune, but this version keeps the "
-            "experiment summary on a local or shared path; mount the bucket (e.g. s3fs) and give its path"
-        )
-    return Path(storage_path).expanduser().resolve()
-
-
-def _experiment_dir(job: JobConfig, storage: Path, args: argparse.Namespace) -> Path:
-    if args.name:
-        return storage / args.name
-    if args.resume:
-        runs = sorted(storage.glob(f"{job.name}-*"), key=lambda p: p.stat().st_mtime)
-        if not runs:
-            raise ConfigError(f"--resume: no experiment of job {job.name!r} under {storage}")
-        return runs[-1]
-    return storage / f"{job.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def _init_ray(address: str | None) -> None:
+    # Tune warns when checkpoints of short epochs trigger frequent state snapshots; expected here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
     if address:
@@ -136,7 +122,7 @@ class TuneReporter:
         tune.report({**metrics, **held}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
 
-def _new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage: Path) -> tune.Tuner:
+def _new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage: str) -> tune.Tuner:
     import optuna
 
     searcher = OptunaSearch(
@@ -161,7 +147,7 @@ def _new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=str(storage),
+            storage_path=storage,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=job.keep_checkpoints,
                 checkpoint_score_attribute=job.metric,
@@ -195,22 +181,26 @@ def _versions() -> dict[str, str]:
 
 def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], ours: Path) -> pd.DataFrame:
     """trials.csv, each trial's test evaluation, and a copy of the winner as ``best/``."""
-    table = pd.DataFrame([_trial_row(result, job, prepared, ours) for result in results])
+    checkpoints: dict[str, Any] = {}
+    table = pd.DataFrame([_trial_row(result, job, prepared, ours, checkpoints) for result in results])
     if table.empty:
         raise PolypRayError("the search produced no trials")
     ascending = job.mode == "min"
     table = table.sort_values(f"best_{job.metric}", ascending=ascending, na_position="last")
     table.to_csv(ours / "trials.csv", index=False)
     winner = table.iloc[0]
-    if isinstance(winner.get("checkpoint"), str):
+    checkpoint = checkpoints.get(winner["trial_id"])
+    if checkpoint is not None:
         best = ours / "best"
         best.mkdir(exist_ok=True)
-        shutil.copyfile(Path(winner["checkpoint"]) / "model.keras", best / "model.keras")
+        with checkpoint.as_directory() as folder:
+            shutil.copyfile(Path(folder) / "model.keras", best / "model.keras")
         shutil.copyfile(ours / "trials" / winner["trial_id"] / "trial_config.json", best / "trial_config.json")
     return table
 
 
-def _trial_row(result, job: JobConfig, prepared: dict[int, PreparedData], ours: Path) -> dict[str, Any]:
+def _trial_row(result, job: JobConfig, prepared: dict[int, PreparedData], ours: Path,
+               checkpoints: dict[str, Any]) -> dict[str, Any]:
     from polyp_ray.search import trial_config_for
 
     history = result.metrics_dataframe
@@ -230,6 +220,7 @@ def _trial_row(result, job: JobConfig, prepared: dict[int, PreparedData], ours: 
     if best is None:
         return row
     checkpoint, metrics = best
+    checkpoints[trial_id] = checkpoint
     row.update(best_epoch=metrics.get("epoch"), best_val_dice=metrics.get("val_dice"),
                best_val_iou=metrics.get("val_iou"), best_val_miou_2class=metrics.get("val_miou_2class"),
                best_val_loss=metrics.get("val_loss"))
@@ -276,8 +267,11 @@ def _print_table(table: pd.DataFrame) -> None:
 
 
 def _write_report(exp_dir: Path) -> Path | None:
+    from polyp_ray.report import build_report
+
     try:
-        from polyp_ray.report import build_report
-    except ImportError:
+        return build_report(exp_dir)
+    except Exception as err:  # noqa: BLE001 - the results are on disk; a report bug must not hide them
+        print(f"warning: the report failed ({type(err).__name__}: {err}); "
+              f"rerun: python -m polyp_ray.report {exp_dir}", file=sys.stderr)
         return None
-    return build_report(exp_dir)

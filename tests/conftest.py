@@ -67,7 +67,7 @@ learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}
 """
 
 
-def write_job(folder: Path, name: str, storage: Path, space: str = TINY_SPACE, **settings: object) -> Path:
+def write_job(folder: Path, name: str, storage: Path | str, space: str = TINY_SPACE, **settings: object) -> Path:
     """A small job file (synthetic data by default) with its own search space beside it."""
     import yaml
 

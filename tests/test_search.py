@@ -84,7 +84,9 @@ def _session_pids(sid: int) -> list[int]:
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
-    job = write_job(tmp_path, "resume", tmp_path / "exp", num_samples=4, max_epochs=3, grace_period=3,
+    # Storage given as a URI (file://, as s3:// would be on a cluster): Tune writes there directly and
+    # our summary is uploaded beside it.
+    job = write_job(tmp_path, "resume", f"file://{tmp_path / 'exp'}", num_samples=4, max_epochs=3, grace_period=3,
                     max_concurrent=1)
     exp = tmp_path / "exp" / "resume-run"
     proc = _start(["--job", str(job), "--name", "resume-run", "--no-report"], tmp_path)
@@ -98,7 +100,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path: Path)
                 if any(r.get("done") for r in _results(t))}
     _kill_session(proc)
 
-    resumed = subprocess.run(search_command("--job", str(job), "--name", "resume-run", "--resume", "--no-report"),
+    resumed = subprocess.run(search_command("--job", str(job), "--resume", "--no-report"),  # the job's latest run
                              cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     trials = _trial_dirs(exp)

@@ -16,7 +16,7 @@ from polyp_ray.report.importance import Importance
 from polyp_ray.report.markup import cell, data_uri, esc, fmt, fmt_int, key_values, note, pre
 from polyp_ray.report.stats import ALPHA, Interval
 
-# The notebook's reported 2-class mean IoU (CVC-ColonDB, Keras MeanIoU pooled per batch).
+# The notebook's reported 2-class mean IoU (CVC-ColonDB; IoU pooled per test batch of 4, averaged over batches).
 NOTEBOOK = (("unet", "U-Net", 0.66), ("vgg16_unet", "VGG16-U-Net", 0.48))
 SMALLEST_TESTABLE = 6  # a two-sided exact Wilcoxon test cannot reach p < 0.05 on fewer pairs
 
@@ -30,9 +30,9 @@ TABLE_CAPTION = (
     "prediction scores 1."
 )
 NOTEBOOK_CAPTION = (
-    "The notebook's figures were measured on CVC-ColonDB with Keras' MeanIoU pooled per batch, not on this "
-    "dataset and split: they are shown for orientation, not as a like-for-like comparison. Per-image Dice "
-    "(the table above) is the literature's protocol."
+    "The notebook's figures were measured on CVC-ColonDB with a 2-class IoU (background included) pooled "
+    "over each test batch of 4, not on this dataset and split: they are shown for orientation, not as a "
+    "like-for-like comparison. Per-image Dice (the table above) is the literature's protocol."
 )
 GALLERY_LEGEND = (
     'Each strip: image | truth (green) | prediction: <span class="hit">green</span> found, '
