@@ -243,6 +243,9 @@ def _best_checkpoint(result, job: JobConfig):
 
 def _evaluate_checkpoint(checkpoint, config, data: PreparedData, out: Path, trial_id: str, epoch: int) -> dict:
     import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # one predict function per trial's model: retracing is expected here
 
     from polyp_ray.trial import evaluate_test
 
