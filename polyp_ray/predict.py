@@ -25,7 +25,7 @@ from PIL import Image
 
 from polyp_ray.data.images import read_image
 from polyp_ray.data.layouts import IMAGE_SUFFIXES
-from polyp_ray.errors import ConfigError, DataError, PolypRayError
+from polyp_ray.errors import ConfigError, DataError, run_cli
 
 BATCH = 8
 OVERLAY = np.array([0, 220, 0], dtype=np.float32)  # polyp tint; the mask's outline is drawn stronger
@@ -42,17 +42,14 @@ class Predictor:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        images = list_images(Path(args.images))
-        out = _output_folder(Path(args.out), Path(args.images))
-        predictor = load_predictor(args.experiment, args.model, args.threshold)
-        failed = predict_folder(predictor, images, out, args.batch_size)
-    except PolypRayError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_cli(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    images = list_images(Path(args.images))
+    out = _output_folder(Path(args.out), Path(args.images))
+    predictor = load_predictor(args.experiment, args.model, args.threshold)
+    failed = predict_folder(predictor, images, out, args.batch_size)
     written = len(images) - len(failed)
     print(f"wrote {written} mask(s) and overlay(s) to {out} (model {predictor.source}, input "
           f"{predictor.image_size} px, threshold {predictor.threshold:g})")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from polyp_ray.config import JobConfig, TrialConfig, load_job_config, to_dict, trial_from_dict
-from polyp_ray.errors import ConfigError, PolypRayError
+from polyp_ray.errors import ConfigError, run_cli
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 
 DEFAULT_JOB = "default.yaml"
@@ -27,24 +27,21 @@ DEFAULT_JOB = "default.yaml"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        job_path = Path(args.job) if args.job else Path(str(resources.files("polyp_ray") / "defaults" / DEFAULT_JOB))
-        overrides = [_route_override(item, args.debug) for item in args.set]
-        job, space_path = load_job_config(job_path, overrides)
-        space = load_searchspace(space_path)
-        for point in job.points_to_evaluate:
-            space.check_point(point, str(job_path))
-        if args.debug:
-            return _debug(job)
-        from polyp_ray.tuning import run_search  # imports Ray only for a real search
+    return run_cli(lambda: _main(args), interrupted="interrupted; resume with --resume")
 
-        return run_search(job, job_path, space, space_path, args)
-    except PolypRayError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; resume with --resume", file=sys.stderr)
-        return 130
+
+def _main(args: argparse.Namespace) -> int:
+    job_path = Path(args.job) if args.job else Path(str(resources.files("polyp_ray") / "defaults" / DEFAULT_JOB))
+    overrides = [_route_override(item, args.debug) for item in args.set]
+    job, space_path = load_job_config(job_path, overrides)
+    space = load_searchspace(space_path)
+    for point in job.points_to_evaluate:
+        space.check_point(point, str(job_path))
+    if args.debug:
+        return _debug(job)
+    from polyp_ray.tuning import run_search  # imports Ray only for a real search
+
+    return run_search(job, job_path, space, space_path, args)
 
 
 def _parser() -> argparse.ArgumentParser:

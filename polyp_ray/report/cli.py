@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from polyp_ray.errors import PolypRayError
+from polyp_ray.errors import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from polyp_ray.report.build import build_report  # after argparse: --help stays instant
 
-    try:
-        path = build_report(args.experiment, args.output, gallery=not args.no_gallery)
-    except PolypRayError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"report: {path}")
-    return 0
+    def body() -> int:
+        print(f"report: {build_report(args.experiment, args.output, gallery=not args.no_gallery)}")
+        return 0
+
+    return run_cli(body)
 
 
 def _parser() -> argparse.ArgumentParser:
