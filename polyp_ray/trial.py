@@ -60,6 +60,8 @@ def run_trial(config: TrialConfig, reporter: Reporter, data: PreparedData | None
     steps = len(train) // config.batch_size
     model, state = _restore_or_build(config, reporter.restore(), steps)
     train_tensors = (tf.convert_to_tensor(train.images), tf.convert_to_tensor(train.masks))
+    # A resumed trial starts from its checkpoint's weights as the best it knows; Tune trials do not use
+    # these anyway: the search evaluates each trial's best checkpoint afterwards.
     best_weights = model.get_weights() if state["history"] else None
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         if _unfreeze_due(config, epoch):
