@@ -37,11 +37,30 @@ def _main(args: argparse.Namespace) -> int:
     space = load_searchspace(space_path)
     for point in job.points_to_evaluate:
         space.check_point(point, str(job_path))
+    _check_encoder_weights(job, space if not args.debug else None, job_path)
     if args.debug:
         return _debug(job)
     from polyp_ray.tuning import run_search  # imports Ray only for a real search
 
     return run_search(job, job_path, space, space_path, args)
+
+
+def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: Path) -> None:
+    """Pretrained weights a trial will ask for must be on disk before any trial starts."""
+    from polyp_ray.models.registry import MODELS
+    from polyp_ray.models.weights import resolve_vgg16_weights
+
+    def possible(name: str) -> list:
+        default = getattr(job.trial, name)
+        return space.possible(name, default) if space else [default]
+
+    if not any(MODELS[m].pretrained_encoder for m in possible("model")):
+        return
+    for weights in possible("encoder_weights"):
+        try:
+            resolve_vgg16_weights(weights)
+        except ConfigError as err:
+            raise ConfigError(f"{job_path}: trial.{err}") from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -78,15 +78,21 @@ class SearchSpace:
     def names(self) -> list[str]:
         return [p.name for p in self.params]
 
-    def image_sizes(self, default: int) -> list[int]:
-        """Every image size a trial may ask for: the dataset is decoded once for each."""
+    def possible(self, name: str, default: Any) -> list[Any]:
+        """Every value ``name`` may take in a trial (``default`` where the space does not sample it or a
+        condition can switch it off): image sizes to decode, models whose weights must exist."""
+        values: list[Any] = []
         for param in self.params:
-            if param.name == "image_size":
+            if param.name == name:
                 if param.kind == "int":
-                    step = int(param.step or 1)
-                    return list(range(int(param.low), int(param.high) + 1, step))
-                return sorted(int(v) for v in param.values())
-        return [default]
+                    values += list(range(int(param.low), int(param.high) + 1, int(param.step or 1)))
+                elif param.kind == "float":
+                    raise ConfigError(f"{self.source}: {name}: must take discrete values")
+                else:
+                    values += list(param.values())
+                if not param.when:
+                    return sorted(set(values), key=str)
+        return sorted({*values, default}, key=str)
 
     def check_point(self, point: dict[str, Any], where: str) -> None:
         """A ``points_to_evaluate`` entry must name only parameters of this space, with values inside it."""

@@ -45,7 +45,7 @@ def run_search(job: JobConfig, job_path: Path, space: SearchSpace, space_path: P
     if not args.resume and experiment.exists():
         raise ConfigError(f"--name: {experiment.uri} already exists; pass --resume to finish it, or another --name")
     _init_ray(args.address)
-    prepared = {size: prepare_data(job.trial.data, size) for size in space.image_sizes(job.trial.image_size)}
+    prepared = {size: prepare_data(job.trial.data, size) for size in space.possible("image_size", job.trial.image_size)}
     refs = {size: ray.put(data) for size, data in prepared.items()}
     trainable = _trainable(job, refs)
     if args.resume:

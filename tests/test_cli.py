@@ -63,3 +63,17 @@ def test_an_existing_experiment_is_never_overwritten(tmp_path: Path) -> None:
     proc = run_cli("--set", f"storage_path={tmp_path / 'exp'}", "--name", "default-x", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "already exists; pass --resume" in proc.stderr
+
+
+def test_missing_imagenet_weights_stop_the_search_before_any_trial(tmp_path: Path) -> None:
+    (tmp_path / "space.yaml").write_text("model: {choices: [unet, vgg16_unet]}\n")
+    (tmp_path / "job.yaml").write_text(f"name: w\nsearchspace: space.yaml\nstorage_path: {tmp_path / 'exp'}\n"
+                                       "trial: {encoder_weights: imagenet}\n")
+    env_home = {"KERAS_HOME": str(tmp_path / "keras"), "POLYP_RAY_VGG16_WEIGHTS": ""}
+    proc = subprocess.run([sys.executable, "-m", "polyp_ray.search", "--job", str(tmp_path / "job.yaml")],
+                          cwd=tmp_path, env={**os.environ, **env_home}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert "job.yaml: trial.encoder_weights: imagenet: vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in line
+    assert "encoder_weights: none" in line and "\n" not in line
+    assert not (tmp_path / "exp").exists()

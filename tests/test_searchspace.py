@@ -38,7 +38,9 @@ def test_define_by_run_samples_conditional_parameters(tmp_path: Path) -> None:
         assert 1e-4 <= params["learning_rate"] <= 1e-2 and params["batch_size"] in (4, 8, 12, 16)
         study.tell(trial, 0.5)
     assert seen_models == {"unet", "vgg16_unet", "encoder_decoder"}
-    assert space.image_sizes(128) == [64, 96]
+    assert space.possible("image_size", 128) == [64, 96]
+    assert space.possible("base_width", 16) == [16, 4, 8]  # conditional: the default applies to vgg16_unet
+    assert space.possible("precision", "float32") == ["float32"]
 
 
 @pytest.mark.parametrize(

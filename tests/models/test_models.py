@@ -4,7 +4,7 @@ import pytest
 
 from polyp_ray.errors import ConfigError
 from polyp_ray.models import MODELS, build_model, set_encoder_trainable
-from polyp_ray.models.encoders import resolve_vgg16_weights
+from polyp_ray.models.weights import resolve_vgg16_weights
 
 
 def test_unet_matches_the_notebook_parameter_count() -> None:
