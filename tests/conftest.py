@@ -93,6 +93,27 @@ def search_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "polyp_ray.search", *args]
 
 
+KVASIR_SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4, 8]}\nimage_size: {choices: [128]}\n"
+                "batch_size: {choices: [8]}\nlearning_rate: {low: 1.0e-5, high: 3.0e-3, log: true}\n")
+
+
+@pytest.fixture(scope="session")
+def kvasir_experiment(kvasir: Path, tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
+    """A small real search on Kvasir-SEG (4 unet trials, 128 px, 300 pairs), with its HTML report."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("kvasir_search")
+    job = write_job(folder, "kv", folder / "experiments", space=KVASIR_SPACE, num_samples=4, max_epochs=2,
+                    grace_period=2, max_concurrent=2,
+                    points_to_evaluate=[{"learning_rate": 1.0e-5}, {"learning_rate": 3.0e-3}],
+                    data={"path": str(kvasir), "limit": 300, "val_fraction": 0.2, "test_fraction": 0.2})
+    proc = subprocess.run(search_command("--job", str(job), "--name", "kv-run"), cwd=folder,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (folder / "reports" / "kv-run.html").exists(), proc.stdout[-2000:]
+    return folder / "experiments" / "kv-run"
+
+
 @pytest.fixture(scope="session")
 def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
     """One real (small) search on synthetic data, shared by the search and report tests."""

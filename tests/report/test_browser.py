@@ -45,6 +45,22 @@ def test_report_renders_without_console_errors(tiny_report: Path, tiny_experimen
     _check_and_keep(shot)
 
 
+@pytest.mark.kvasir
+def test_report_of_a_kvasir_search_renders_without_console_errors(kvasir_experiment: Path, tmp_path: Path) -> None:
+    report = kvasir_experiment.parent.parent / "reports" / f"{kvasir_experiment.name}.html"
+    with chromium() as driver:
+        driver.get(report.as_uri())
+        _wait(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
+        assert severe(driver) == []
+        assert driver.execute_script(COUNT.format("#model-table tr.trial")) == 4
+        assert driver.execute_script(COUNT.format(".plotly, .js-plotly-plot")) >= 4
+        assert driver.execute_script(GALLERY_LOADED) > 0
+        assert "Kvasir-SEG" in driver.find_element("tag name", "body").text
+        shot = tmp_path / "kvasir_report.png"
+        full_screenshot(driver, shot)
+    _check_and_keep(shot)
+
+
 def test_clicking_a_header_sorts_the_trials(tiny_report: Path) -> None:
     with chromium() as driver:
         driver.get(tiny_report.as_uri())
@@ -74,4 +90,4 @@ def _check_and_keep(shot: Path) -> None:
     keep = os.environ.get("POLYP_RAY_SCREENSHOTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, Path(keep) / "report.png")
+        shutil.copyfile(shot, Path(keep) / shot.name)

@@ -1,0 +1,93 @@
+"""Shared plumbing of the comparison benchmarks: paths, the machine line, child processes.
+
+Kept free of TensorFlow and Ray imports so a driver that only starts children stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench._machine import OthersMeter, wait_idle  # noqa: E402
+
+DEFAULT_CACHE = "/tmp/polyp_ray_bench_cache"
+
+
+def default_kvasir_dir() -> str:
+    """$POLYP_RAY_KVASIR, else ../shared/data/Kvasir-SEG beside the repository."""
+    env = os.environ.get("POLYP_RAY_KVASIR")
+    return env if env else str((REPO_ROOT / ".." / "shared" / "data" / "Kvasir-SEG").resolve())
+
+
+def use_bench_cache() -> str:
+    """Decoded-array caches go to $POLYP_RAY_CACHE, else a /tmp folder (never the user's home)."""
+    os.environ.setdefault("POLYP_RAY_CACHE", DEFAULT_CACHE)
+    return os.environ["POLYP_RAY_CACHE"]
+
+
+def add_common_args(ap) -> None:
+    ap.add_argument("--data", default=default_kvasir_dir(),
+                    help="Kvasir-SEG folder (default $POLYP_RAY_KVASIR or ../shared/data/Kvasir-SEG)")
+    ap.add_argument("--wait-idle", type=float, default=180,
+                    help="before each timed part wait up to this many seconds for other processes to go idle")
+
+
+def machine_line() -> str:
+    """CPU model, core count, the instruction sets that matter for bf16, memory."""
+    model, flags = platform.processor() or "?", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("?", "", "x86_64"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        mem = float("nan")
+    isa = ", ".join(f"{f} {'yes' if f in flags else 'NO'}" for f in ("avx512_bf16", "amx_bf16"))
+    return f"machine: {model}, {os.cpu_count()} cores, {mem:.0f} GiB, {isa}, no GPU used"
+
+
+def run_child(cmd: list[str], timeout: float, wait_idle_s: float, env: dict[str, str] | None = None,
+              label: str = "child") -> dict | None:
+    """Run ``cmd`` after an idle wait; return its ``RESULT {json}`` line (plus other_processes_cores
+    and wall_s), or None with its stderr tail printed."""
+    wait_idle(wait_idle_s)
+    meter = OthersMeter()
+    meter.start()
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, cwd=REPO_ROOT)
+    except subprocess.TimeoutExpired:
+        print(f"  {label}: timed out after {timeout:.0f} s", flush=True)
+        return None
+    wall = time.perf_counter() - t0
+    others = meter.stop()
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            res = json.loads(line[7:])
+            res["other_processes_cores"] = round(others, 2)
+            res["child_wall_s"] = round(wall, 1)
+            return res
+    print(f"  {label}: failed (rc {proc.returncode})\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}", flush=True)
+    return None
+
+
+def emit(result: dict) -> None:
+    """What a child prints last: one machine-readable line."""
+    print("RESULT " + json.dumps(result), flush=True)
