@@ -89,12 +89,24 @@ def evaluate_test(
     model: keras.Model, config: TrialConfig, data: PreparedData, out_dir: Path, trial_id: str, epoch: int
 ) -> dict[str, Any]:
     """The final, only look at the test split: test_metrics.json and prediction PNGs in ``out_dir``."""
+    body, probs = score_test(model, config, data, trial_id, epoch)
+    write_test_outputs(out_dir, body, data, probs, config)
+    return body
+
+
+def score_test(model: keras.Model, config: TrialConfig, data: PreparedData, trial_id: str,
+               epoch: int) -> tuple[dict[str, Any], np.ndarray]:
+    """test_metrics.json's body and the probabilities of the first ``num_predictions`` test images."""
     body, probs = evaluate_split(model, data.splits["test"], config.threshold, config.batch_size)
     body = {"trial_id": trial_id, "checkpoint_epoch": epoch, **body, "n_params": model.count_params(),
             "image_size": config.image_size, "model": config.model}
+    return body, probs[: config.num_predictions]
+
+
+def write_test_outputs(out_dir: Path, body: dict[str, Any], data: PreparedData, probs: np.ndarray,
+                       config: TrialConfig) -> None:
     write_json(out_dir / "test_metrics.json", body)
     write_predictions(data.splits["test"], probs, out_dir / "predictions", config.num_predictions, config.threshold)
-    return body
 
 
 def _train_epoch(model, config: TrialConfig, data: PreparedData, train_tensors, epoch: int, steps: int) -> dict:

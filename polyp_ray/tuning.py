@@ -29,6 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from polyp_ray.config import JobConfig, to_dict
 from polyp_ray.data.dataset import PreparedData, describe_dataset, prepare_data
 from polyp_ray.errors import ConfigError, PolypRayError
+from polyp_ray.search import trial_config_for
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import locate
 
@@ -61,7 +62,7 @@ def run_search(job: JobConfig, job_path: Path, space: SearchSpace, space_path: P
     results = tuner.fit()
     print(f"search finished in {time.time() - started:.0f} s; "
           "evaluating each trial's best checkpoint on the test split", flush=True)
-    table = summarise_trials(results, job, prepared, ours)
+    table = summarise_trials(results, job, prepared, refs, ours)
     _print_table(table)
     experiment.publish(OURS)
     experiment.mirror_results()
@@ -179,58 +180,54 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], ours: Path) -> pd.DataFrame:
+def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], refs: dict[int, ray.ObjectRef],
+                     ours: Path) -> pd.DataFrame:
     """trials.csv, each trial's test evaluation, and a copy of the winner as ``best/``."""
+    rows: dict[str, dict[str, Any]] = {}
     checkpoints: dict[str, Any] = {}
-    table = pd.DataFrame([_trial_row(result, job, prepared, ours, checkpoints) for result in results])
-    if table.empty:
+    pending: dict[str, tuple[Any, Any]] = {}
+    task = ray.remote(_score_checkpoint).options(num_cpus=job.resources.cpu, num_gpus=job.resources.gpu)
+    for result in results:
+        row, best = _trial_row(result, job)
+        rows[row["trial_id"]] = row
+        if best is not None:
+            checkpoints[row["trial_id"]] = best[0]
+            config = trial_config_for(job, result.config or {}, cpu_threads=max(1, int(job.resources.cpu)))
+            out = ours / "trials" / row["trial_id"]
+            pending[row["trial_id"]] = (config, _test_scores(task, best, config, refs, out, row["trial_id"]))
+    for trial_id, (config, scores) in pending.items():
+        body = _collect(scores, config, prepared[config.image_size], ours / "trials" / trial_id)
+        rows[trial_id].update(test_dice=body["summary"]["dice"], test_iou=body["summary"]["iou"],
+                              test_miou_2class=body["summary"]["miou_2class"], n_params=body["n_params"])
+    if not rows:
         raise PolypRayError("the search produced no trials")
-    ascending = job.mode == "min"
-    table = table.sort_values(f"best_{job.metric}", ascending=ascending, na_position="last")
+    table = pd.DataFrame(list(rows.values()))
+    table = table.sort_values(f"best_{job.metric}", ascending=job.mode == "min", na_position="last")
     table.to_csv(ours / "trials.csv", index=False)
-    winner = table.iloc[0]
-    checkpoint = checkpoints.get(winner["trial_id"])
-    if checkpoint is not None:
-        best = ours / "best"
-        best.mkdir(exist_ok=True)
-        with checkpoint.as_directory() as folder:
-            shutil.copyfile(Path(folder) / "model.keras", best / "model.keras")
-        shutil.copyfile(ours / "trials" / winner["trial_id"] / "trial_config.json", best / "trial_config.json")
+    _keep_winner(table.iloc[0]["trial_id"], checkpoints, ours)
     return table
 
 
-def _trial_row(result, job: JobConfig, prepared: dict[int, PreparedData], ours: Path,
-               checkpoints: dict[str, Any]) -> dict[str, Any]:
-    from polyp_ray.search import trial_config_for
-
+def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict] | None]:
     history = result.metrics_dataframe
     last = result.metrics or {}
-    params = {k: v for k, v in (result.config or {}).items()}
     trial_id = last.get("trial_id") or Path(result.path).name
     epochs_run = int(history["epoch"].max()) if history is not None and "epoch" in history else 0
-    row: dict[str, Any] = {"trial_id": trial_id, **params,
-                           "status": "ERROR" if result.error else "TERMINATED",
-                           "epochs_run": epochs_run,
-                           "stopped_early": result.error is None and epochs_run < job.max_epochs}
     wall = float(last.get("time_total_s", 0.0))
-    row.update(wall_s=wall, cpu=job.resources.cpu, gpu=job.resources.gpu,
-               cpu_hours=wall * job.resources.cpu / 3600, gpu_hours=wall * job.resources.gpu / 3600,
-               node_ip=last.get("node_ip"), node_id=last.get("node_id"), trial_dir=result.path)
+    row: dict[str, Any] = {
+        "trial_id": trial_id, **(result.config or {}),
+        "status": "ERROR" if result.error else "TERMINATED", "epochs_run": epochs_run,
+        "stopped_early": result.error is None and epochs_run < job.max_epochs,
+        "wall_s": wall, "cpu": job.resources.cpu, "gpu": job.resources.gpu,
+        "cpu_hours": wall * job.resources.cpu / 3600, "gpu_hours": wall * job.resources.gpu / 3600,
+        "node_ip": last.get("node_ip"), "node_id": last.get("node_id"), "trial_dir": result.path,
+    }
     best = _best_checkpoint(result, job)
-    if best is None:
-        return row
-    checkpoint, metrics = best
-    checkpoints[trial_id] = checkpoint
-    row.update(best_epoch=metrics.get("epoch"), best_val_dice=metrics.get("val_dice"),
-               best_val_iou=metrics.get("val_iou"), best_val_miou_2class=metrics.get("val_miou_2class"),
-               best_val_loss=metrics.get("val_loss"))
-    config = trial_config_for(job, params)
-    test = _evaluate_checkpoint(checkpoint, config, prepared[config.image_size], ours / "trials" / trial_id,
-                                trial_id, int(metrics.get("epoch", 0)))
-    row.update(test_dice=test["summary"]["dice"], test_iou=test["summary"]["iou"],
-               test_miou_2class=test["summary"]["miou_2class"], n_params=test["n_params"],
-               checkpoint=checkpoint.path)
-    return row
+    if best is not None:
+        metrics = best[1]
+        row.update(best_epoch=metrics.get("epoch"), checkpoint=best[0].path)
+        row.update({f"best_{key}": metrics.get(key) for key in ("val_dice", "val_iou", "val_miou_2class", "val_loss")})
+    return row, best
 
 
 def _best_checkpoint(result, job: JobConfig):
@@ -241,24 +238,52 @@ def _best_checkpoint(result, job: JobConfig):
     return pick(scored, key=lambda cm: cm[1][job.metric])
 
 
-def _evaluate_checkpoint(checkpoint, config, data: PreparedData, out: Path, trial_id: str, epoch: int) -> dict:
-    import keras
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")  # one predict function per trial's model: retracing is expected here
-
-    from polyp_ray.trial import evaluate_test
-
+def _test_scores(task, best, config, refs: dict, out: Path, trial_id: str):
+    """A finished evaluation from an earlier run of this experiment, or a Ray task scoring the checkpoint
+    on the cluster with the trial's own resources (GPUs, where the trials had them)."""
+    checkpoint, metrics = best
+    epoch = int(metrics.get("epoch", 0))
     out.mkdir(parents=True, exist_ok=True)
     (out / "trial_config.json").write_text(json.dumps(to_dict(config), indent=1))
     existing = out / "test_metrics.json"
-    if existing.exists():
-        body = json.loads(existing.read_text())
-        if body.get("checkpoint_epoch") == epoch:
-            return body
+    if existing.exists() and json.loads(existing.read_text()).get("checkpoint_epoch") == epoch:
+        return json.loads(existing.read_text())
+    return task.remote(checkpoint, to_dict(config), refs[config.image_size], trial_id, epoch)
+
+
+def _score_checkpoint(checkpoint, config_dict: dict, data: PreparedData, trial_id: str, epoch: int):
+    import keras
+
+    from polyp_ray.config import trial_from_dict
+    from polyp_ray.runtime import configure_tensorflow
+    from polyp_ray.trial import score_test
+
+    config = trial_from_dict(config_dict)
+    configure_tensorflow("float32", config.seed, config.cpu_threads)
     with checkpoint.as_directory() as folder:
         model = keras.models.load_model(Path(folder) / "model.keras", compile=False)
-    return evaluate_test(model, config, data, out, trial_id, epoch)
+    return score_test(model, config, data, trial_id, epoch)
+
+
+def _collect(scores, config, data: PreparedData, out: Path) -> dict[str, Any]:
+    if isinstance(scores, dict):  # evaluated by an earlier run of this experiment
+        return scores
+    from polyp_ray.trial import write_test_outputs
+
+    body, probs = ray.get(scores)
+    write_test_outputs(out, body, data, probs, config)
+    return body
+
+
+def _keep_winner(trial_id: str, checkpoints: dict[str, Any], ours: Path) -> None:
+    checkpoint = checkpoints.get(trial_id)
+    if checkpoint is None:
+        return
+    best = ours / "best"
+    best.mkdir(exist_ok=True)
+    with checkpoint.as_directory() as folder:
+        shutil.copyfile(Path(folder) / "model.keras", best / "model.keras")
+    shutil.copyfile(ours / "trials" / trial_id / "trial_config.json", best / "trial_config.json")
 
 
 def _print_table(table: pd.DataFrame) -> None:
