@@ -46,6 +46,8 @@ def run_search(job: JobConfig, job_path: Path, space: SearchSpace, space_path: P
     if not args.resume and experiment.exists():
         raise ConfigError(f"--name: {experiment.uri} already exists; pass --resume to finish it, or another --name")
     _init_ray(args.address)
+    if not args.address:
+        _check_local_resources(job)
     prepared = {size: prepare_data(job.trial.data, size) for size in space.possible("image_size", job.trial.image_size)}
     refs = {size: ray.put(data) for size, data in prepared.items()}
     trainable = _trainable(job, refs)
@@ -82,6 +84,18 @@ def _init_ray(address: str | None) -> None:
         ray.init(address=address, log_to_driver=True)
     else:
         ray.init(include_dashboard=False, log_to_driver=True)
+
+
+def _check_local_resources(job: JobConfig) -> None:
+    """A local Ray cannot grow: a trial that asks for more than this machine has would wait forever.
+    (On a cluster, --address, the autoscaler may still add the nodes, so nothing is checked there.)"""
+    have = ray.cluster_resources()
+    for key, name in (("cpu", "CPU"), ("gpu", "GPU")):
+        want = getattr(job.resources, key)
+        if want > have.get(name, 0):
+            raise ConfigError(f"resources.{key}: each trial asks for {want:g} {name} but this machine has "
+                              f"{have.get(name, 0):g}; lower it (--set resources.{key}=...) or attach to a "
+                              "cluster with --address")
 
 
 def _trainable(job: JobConfig, refs: dict[int, ray.ObjectRef]):

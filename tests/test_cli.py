@@ -77,3 +77,10 @@ def test_missing_imagenet_weights_stop_the_search_before_any_trial(tmp_path: Pat
     assert "job.yaml: trial.encoder_weights: imagenet: vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in line
     assert "encoder_weights: none" in line and "\n" not in line
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_local_search_asking_for_a_gpu_this_machine_lacks_stops_at_once(tmp_path: Path) -> None:
+    proc = run_cli("--set", f"storage_path={tmp_path / 'exp'}", "--set", "resources.gpu=1", "--name", "gpu",
+                   cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2
+    assert "resources.gpu: each trial asks for 1 GPU but this machine has 0" in proc.stderr.strip().splitlines()[-1]
