@@ -120,22 +120,22 @@ def pipeline_part(args) -> dict[int, dict[str, dict]]:
         print(f"\n{size} px: {n} training images ({steps} batches of {args.batch_size} per epoch); "
               f"prepare_data {prep_s:.1f} s (decodes on the first call, then a cached memory map)", flush=True)
         images, masks = tf.convert_to_tensor(train.images), tf.convert_to_tensor(train.masks)
-        candidates = [
-            ("notebook", args.notebook_epochs,
-             lambda: notebook_pipeline([str(p.image) for p in files], [str(p.mask) for p in files],
-                                       image_size=size, batch_size=args.batch_size, is_train=True).repeat()),
-            ("ours", args.ours_epochs,
-             lambda: train_dataset(images, masks, args.batch_size, args.aug_strength, args.seed)),
-        ]
-        if not args.no_proposed:
-            candidates.append(("proposed", args.ours_epochs,
-                               lambda: proposed_dataset(images, masks, args.batch_size, args.aug_strength, args.seed)))
+        names = ["notebook", "ours"] + ([] if args.no_proposed else ["proposed"])
         results[size] = {}
-        for name, epochs, make in candidates:
+        for name in names:
+            if name == "notebook":
+                epochs = args.notebook_epochs
+                dataset = notebook_pipeline([str(p.image) for p in files], [str(p.mask) for p in files],
+                                            image_size=size, batch_size=args.batch_size, is_train=True).repeat()
+            else:
+                epochs = args.ours_epochs
+                make = train_dataset if name == "ours" else proposed_dataset
+                dataset = make(images, masks, args.batch_size, args.aug_strength, args.seed)
             wait_idle(args.wait_idle)
             meter = OthersMeter()
             meter.start()
-            rates = time_epochs(make(), steps, epochs, args.batch_size)
+            rates = time_epochs(dataset, steps, epochs, args.batch_size)
+            del dataset
             others = meter.stop()
             steady = rates[1:]
             row = {"median": statistics.median(steady), "min": min(steady), "max": max(steady),

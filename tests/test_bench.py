@@ -1,0 +1,39 @@
+"""The benchmarks' reference, bench/notebook_baseline.py (the FAITHFUL notebook port), still is the
+notebook: its U-Net has the notebook's parameter count and its pipeline yields the notebook's batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def test_notebook_unet_has_the_notebooks_parameter_count() -> None:
+    from bench.notebook_baseline import NOTEBOOK_PARAMS, build_notebook_unet
+
+    model = build_notebook_unet(128, batch_size=1)
+    assert NOTEBOOK_PARAMS == 61_240_193
+    assert model.count_params() == 61_240_193
+
+
+def test_notebook_pipeline_yields_batches_of_four(tmp_path: Path) -> None:
+    from bench.notebook_baseline import list_kvasir_pairs, notebook_pipeline
+
+    rng = np.random.default_rng(0)
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    for i in range(8):  # Kvasir-like: JPEG pairs of a size other than 128, masks with JPEG noise
+        image = rng.integers(0, 255, (90, 110, 3), dtype=np.uint8)
+        mask = np.zeros((90, 110, 3), dtype=np.uint8)
+        mask[20:60, 30:80] = 255
+        Image.fromarray(image).save(tmp_path / "images" / f"p{i}.jpg")
+        Image.fromarray(mask).save(tmp_path / "masks" / f"p{i}.jpg")
+    x, y = list_kvasir_pairs(tmp_path)
+    batches = list(notebook_pipeline(x, y, image_size=128, batch_size=4, is_train=True))
+    assert len(batches) == 2
+    for images, masks in batches:
+        assert tuple(images.shape) == (4, 128, 128, 3)
+        assert tuple(masks.shape) == (4, 128, 128, 1)
+        assert images.dtype.name == "float32" and masks.dtype.name == "float32"
+        assert 0.0 <= float(np.min(images)) and float(np.max(images)) <= 1.0
