@@ -31,17 +31,28 @@ def train_dataset(images, masks, batch_size: int, aug_strength: float, seed: int
     data = data.enumerate()
     augment = make_augment(aug_strength, seed)
     data = data.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return data.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return _untuned(data.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
 def eval_dataset(split: SplitArrays, batch_size: int) -> tf.data.Dataset:
     data = tf.data.Dataset.from_tensor_slices((split.images, split.masks))
-    return data.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _untuned(data.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+                    .prefetch(tf.data.AUTOTUNE))
 
 
 def eval_images(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
     data = tf.data.Dataset.from_tensor_slices(images)
-    return data.map(lambda x: tf.cast(x, tf.float32) / 255.0).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _untuned(data.map(lambda x: tf.cast(x, tf.float32) / 255.0).batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+def _untuned(data: tf.data.Dataset) -> tf.data.Dataset:
+    """tf.data's autotuner off (AUTOTUNE then means fixed defaults): on 2 cores it competes with the
+    training step for CPU, and ``fit``/``predict`` were measured blocking 0.5-13 s with the CPU idle
+    when they dropped an autotuned iterator (bench/bench_training.py: batch 16 went 3.12 -> 4.32
+    images/s for the notebook's U-Net)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return data.with_options(options)
 
 
 def _to_float(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
