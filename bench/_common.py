@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ if str(REPO_ROOT) not in sys.path:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench._machine import OthersMeter, wait_idle  # noqa: E402
+from bench._machine import busy_cpu_s, wait_idle  # noqa: E402
 
 DEFAULT_CACHE = "/tmp/polyp_ray_bench_cache"
 
@@ -62,18 +63,83 @@ def machine_line() -> str:
     return f"machine: {model}, {os.cpu_count()} cores, {mem:.0f} GiB, {isa}, no GPU used"
 
 
+class TreeOthersMeter:
+    """Cores used by processes OUTSIDE this process's tree between start() and stop().
+
+    bench/_machine.py's OthersMeter counts only children that have been waited for, so the Ray worker
+    processes of a search (children of raylet) would count as "others". This one samples /proc every
+    ``interval`` seconds and subtracts the CPU time of this process and all its descendants (an exiting
+    descendant's last interval is lost: a slight over-estimate of the others).
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._hz = os.sysconf("SC_CLK_TCK")
+
+    def _snapshot(self) -> dict[int, float]:
+        parent, cpu = {}, {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2:].split()
+            pid = int(entry.name)
+            parent[pid] = int(fields[1])
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / self._hz
+        tree, frontier = {self._root}, [self._root]
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parent.items():
+            children.setdefault(ppid, []).append(pid)
+        while frontier:
+            for child in children.get(frontier.pop(), []):
+                if child not in tree:
+                    tree.add(child)
+                    frontier.append(child)
+        return {pid: cpu[pid] for pid in tree if pid in cpu}
+
+    def _tick(self) -> None:
+        snap = self._snapshot()
+        for pid, value in snap.items():
+            self._tree_s += value - self._last.get(pid, 0.0)
+        self._last = snap
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._tick()
+
+    def start(self) -> None:
+        self._root = os.getpid()
+        self._last = self._snapshot()
+        self._tree_s = 0.0
+        self._busy0, self._t0 = busy_cpu_s(), time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        self._tick()
+        wall = time.perf_counter() - self._t0
+        return max(0.0, (busy_cpu_s() - self._busy0 - self._tree_s) / wall) if wall > 0 else 0.0
+
+
 def run_child(cmd: list[str], timeout: float, wait_idle_s: float, env: dict[str, str] | None = None,
               label: str = "child") -> dict | None:
     """Run ``cmd`` after an idle wait; return its ``RESULT {json}`` line (plus other_processes_cores
     and wall_s), or None with its stderr tail printed."""
     wait_idle(wait_idle_s)
-    meter = OthersMeter()
+    meter = TreeOthersMeter()
     meter.start()
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, **(env or {})}, cwd=REPO_ROOT)
     except subprocess.TimeoutExpired:
+        meter.stop()
         print(f"  {label}: timed out after {timeout:.0f} s", flush=True)
         return None
     wall = time.perf_counter() - t0

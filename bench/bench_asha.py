@@ -29,8 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import REPO_ROOT, add_common_args, machine_line, use_bench_cache  # noqa: E402
-from bench._machine import OthersMeter, wait_idle  # noqa: E402
+from bench._common import (  # noqa: E402
+    REPO_ROOT,
+    TreeOthersMeter,
+    add_common_args,
+    machine_line,
+    use_bench_cache,
+)
+from bench._machine import wait_idle  # noqa: E402
 
 SPACE = """\
 model: {choices: [unet, encoder_decoder]}
@@ -73,7 +79,7 @@ def run_search(name: str, grace: int, configs: list[dict], args, work: Path):
     (work / f"{name}.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
     cmd = [sys.executable, "-m", "polyp_ray.search", "--job", str(work / f"{name}.yaml"), "--name", name, "--no-report"]
     wait_idle(args.wait_idle)
-    meter = OthersMeter()
+    meter = TreeOthersMeter()
     meter.start()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=REPO_ROOT)

@@ -75,12 +75,16 @@ def proposed_augment(strength: float, seed: int):
 
 
 def proposed_dataset(images, masks, batch_size: int, aug_strength: float, seed: int):
+    """``train_dataset`` with ``proposed_augment`` (the rest as polyp_ray's, its tf.data options included)."""
     import tensorflow as tf
 
+    from polyp_ray.data import pipeline
+
+    untuned = getattr(pipeline, "_untuned", lambda data: data)
     data = tf.data.Dataset.from_tensor_slices((images, masks))
     data = data.shuffle(int(images.shape[0]), seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
     data = data.map(proposed_augment(aug_strength, seed), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return data.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return untuned(data.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
 def time_epochs(dataset, steps: int, epochs: int, batch_size: int) -> list[float]:
