@@ -7,9 +7,6 @@ Part 1 (no model), per image size, on the same training-split files:
     ``fit`` does, one persistent iterator;
   * ours: ``prepare_data(DataConfig(path, limit=N), size)`` (decode once, cached in $POLYP_RAY_CACHE,
     memory-mapped) + ``polyp_ray.data.pipeline.train_dataset(images, masks, 4, aug_strength, seed)``;
-  * proposed (``--no-proposed`` to skip; NOT what polyp_ray runs today): ours with the geometric
-    augmentation done on uint8 and the random shift in whole pixels (pad + slice) instead of a bilinear
-    ``ImageProjectiveTransformV3``; the change recommended in bench/README.md.
   Each iterates ``epochs`` epochs of ``n_train // 4`` batches; the first epoch is warm-up, the figure is
   the median images/s of the others (single epochs swing by up to 2x on 2 vCPUs).
 
@@ -34,57 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import add_common_args, machine_line, use_bench_cache  # noqa: E402
 from bench._machine import OthersMeter, wait_idle  # noqa: E402
-
-
-def proposed_augment(strength: float, seed: int):
-    """PROPOSED (not polyp_ray's current code): ``make_augment`` with flips and the shift on uint8,
-    the shift rounded to whole pixels (pad + slice), then the same colour jitter in float."""
-    import tensorflow as tf
-
-    from polyp_ray.data.pipeline import MAX_BRIGHTNESS, MAX_CONTRAST, MAX_HUE, MAX_SHIFT, _flip, _to_float
-
-    flip_p = min(0.5, strength)
-    shift = MAX_SHIFT * strength
-
-    def whole_pixel_shift(x, offset):
-        dy, dx = offset[0], offset[1]
-        h, w = tf.shape(x)[0], tf.shape(x)[1]
-        padded = tf.pad(x, [[tf.maximum(dy, 0), tf.maximum(-dy, 0)], [tf.maximum(dx, 0), tf.maximum(-dx, 0)], [0, 0]])
-        top, left = tf.maximum(-dy, 0), tf.maximum(-dx, 0)
-        return tf.ensure_shape(padded[top:top + h, left:left + w], x.shape)
-
-    def augment(counter, pair):
-        image, mask = pair
-        if strength <= 0:
-            return _to_float(image, mask)
-        seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), counter]), 8)
-        image, mask = _flip(image, mask, seeds[0], flip_p, tf.image.flip_left_right)
-        image, mask = _flip(image, mask, seeds[1], flip_p, tf.image.flip_up_down)
-        if shift > 0:
-            size = tf.cast(tf.shape(image)[:2], tf.float32)
-            offset = tf.cast(tf.round(tf.random.stateless_uniform([2], seeds[2], -shift, shift) * size), tf.int32)
-            image, mask = whole_pixel_shift(image, offset), whole_pixel_shift(mask, offset)
-        image, mask = _to_float(image, mask)
-        image = tf.image.stateless_random_hue(image, MAX_HUE * strength, seeds[3])
-        image = tf.image.stateless_random_brightness(image, MAX_BRIGHTNESS * strength, seeds[4])
-        lower = 1.0 - MAX_CONTRAST * strength
-        image = tf.image.stateless_random_contrast(image, lower, 1.0 / lower, seeds[5])
-        return tf.clip_by_value(image, 0.0, 1.0), mask
-
-    return augment
-
-
-def proposed_dataset(images, masks, batch_size: int, aug_strength: float, seed: int):
-    """``train_dataset`` with ``proposed_augment`` (the rest as polyp_ray's, its tf.data options included)."""
-    import tensorflow as tf
-
-    from polyp_ray.data import pipeline
-
-    untuned = getattr(pipeline, "_untuned", lambda data: data)
-    data = tf.data.Dataset.from_tensor_slices((images, masks))
-    data = data.shuffle(int(images.shape[0]), seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
-    data = data.map(proposed_augment(aug_strength, seed), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return untuned(data.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
 def time_epochs(dataset, steps: int, epochs: int, batch_size: int) -> list[float]:
@@ -124,7 +70,7 @@ def pipeline_part(args) -> dict[int, dict[str, dict]]:
         print(f"\n{size} px: {n} training images ({steps} batches of {args.batch_size} per epoch); "
               f"prepare_data {prep_s:.1f} s (decodes on the first call, then a cached memory map)", flush=True)
         images, masks = tf.convert_to_tensor(train.images), tf.convert_to_tensor(train.masks)
-        names = ["notebook", "ours"] + ([] if args.no_proposed else ["proposed"])
+        names = ["notebook", "ours"]
         results[size] = {}
         for name in names:
             if name == "notebook":
@@ -133,8 +79,7 @@ def pipeline_part(args) -> dict[int, dict[str, dict]]:
                                             image_size=size, batch_size=args.batch_size, is_train=True).repeat()
             else:
                 epochs = args.ours_epochs
-                make = train_dataset if name == "ours" else proposed_dataset
-                dataset = make(images, masks, args.batch_size, args.aug_strength, args.seed)
+                dataset = train_dataset(images, masks, args.batch_size, args.aug_strength, args.seed)
             wait_idle(args.wait_idle)
             meter = OthersMeter()
             meter.start()
@@ -218,7 +163,6 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--notebook-epochs", type=int, default=4, help="incl. the warm-up epoch (default 4)")
     ap.add_argument("--ours-epochs", type=int, default=8, help="incl. the warm-up epoch (default 8)")
-    ap.add_argument("--no-proposed", action="store_true", help="skip the proposed whole-pixel-shift variant")
     ap.add_argument("--no-step", action="store_true", help="skip part 2 (the training-step waiting fraction)")
     ap.add_argument("--step-base", type=int, default=64, help="U-Net base width in part 2 (64 = the notebook's)")
     ap.add_argument("--step-batch", type=int, default=4)
@@ -250,10 +194,7 @@ def main(argv=None) -> int:
     for size, rows in results.items():
         nb = rows["notebook"]["median"]
         others = max(r["others"] for r in rows.values())
-        extra = ""
-        if "proposed" in rows:
-            extra = f"; proposed {rows['proposed']['median']:.0f} images/s = {rows['proposed']['median'] / nb:.1f}x"
-        print(f"{size} px: notebook {nb:.0f} images/s, ours {rows['ours']['median']:.0f} images/s{extra} "
+        print(f"{size} px: notebook {nb:.0f} images/s, ours {rows['ours']['median']:.0f} images/s "
               f"(max other_processes_cores {others:.2f})")
     ratios = ", ".join(f"{size} px {rows['ours']['median'] / rows['notebook']['median']:.1f}x"
                        for size, rows in results.items())
