@@ -129,10 +129,10 @@ def _trial_config(path: Path) -> dict[str, Any]:
 def _load_model(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: model file not found")
-    import keras
+    from polyp_ray.models.saving import load_model
 
     try:
-        return keras.models.load_model(path, compile=False)
+        return load_model(path)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file; the user needs one line
         raise ConfigError(f"{path}: not a loadable Keras model ({type(err).__name__}: {err})") from None
 

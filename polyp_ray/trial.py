@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,12 +24,12 @@ from polyp_ray.data.dataset import PreparedData, prepare_data
 from polyp_ray.data.pipeline import train_dataset
 from polyp_ray.errors import ConfigError, TrainingDiverged
 from polyp_ray.evaluation import evaluate_split, predict_probs, write_json, write_predictions
-from polyp_ray.losses import custom_objects, get_loss
+from polyp_ray.losses import get_loss
 from polyp_ray.metrics import summarise
 from polyp_ray.models import MODELS, build_model, set_encoder_trainable
+from polyp_ray.models.saving import checkpoint_model, export_archive, load_model, save_checkpoint_model
 from polyp_ray.runtime import configure_tensorflow
 
-MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
 
 
@@ -146,8 +145,8 @@ def _validate(model, config: TrialConfig, data: PreparedData) -> dict[str, float
 
 
 def _restore_or_build(config: TrialConfig, checkpoint: Path | None, steps: int) -> tuple[keras.Model, dict]:
-    if checkpoint is not None and (checkpoint / MODEL_FILE).exists():
-        model = keras.models.load_model(checkpoint / MODEL_FILE, custom_objects=custom_objects())
+    if checkpoint is not None and checkpoint_model(checkpoint).exists():
+        model = load_model(checkpoint_model(checkpoint), compile=True)
         state = json.loads((checkpoint / STATE_FILE).read_text())
         return model, state
     model = build_model(config.model, config.image_size, config.base_width, config.encoder_weights)
@@ -176,7 +175,10 @@ def _unfreeze_due(config: TrialConfig, epoch: int) -> bool:
 
 
 def _save_checkpoint(model: keras.Model, state: dict, folder: Path) -> None:
-    model.save(folder / MODEL_FILE)
+    started = time.perf_counter()
+    save_checkpoint_model(model, folder)
+    # in the row reported with this checkpoint, so a slow disk shows up in the trial's results
+    state["history"][-1]["checkpoint_s"] = round(time.perf_counter() - started, 3)
     (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
 
 
@@ -202,4 +204,4 @@ class DebugReporter:
         )
         if metrics[self.metric] > self.best:
             self.best = metrics[self.metric]
-            shutil.copyfile(checkpoint_dir / MODEL_FILE, self.output_dir / "best.keras")
+            export_archive(checkpoint_dir, self.output_dir / "best.keras")

@@ -266,16 +266,15 @@ def _test_scores(task, best, config, refs: dict, out: Path, trial_id: str):
 
 
 def _score_checkpoint(checkpoint, config_dict: dict, data: PreparedData, trial_id: str, epoch: int):
-    import keras
-
     from polyp_ray.config import trial_from_dict
+    from polyp_ray.models.saving import checkpoint_model, load_model
     from polyp_ray.runtime import configure_tensorflow
     from polyp_ray.trial import score_test
 
     config = trial_from_dict(config_dict)
     configure_tensorflow("float32", config.seed, config.cpu_threads)
     with checkpoint.as_directory() as folder:
-        model = keras.models.load_model(Path(folder) / "model.keras", compile=False)
+        model = load_model(checkpoint_model(Path(folder)))
     return score_test(model, config, data, trial_id, epoch)
 
 
@@ -295,8 +294,10 @@ def _keep_winner(trial_id: str, checkpoints: dict[str, Any], ours: Path) -> None
         return
     best = ours / "best"
     best.mkdir(exist_ok=True)
+    from polyp_ray.models.saving import export_archive
+
     with checkpoint.as_directory() as folder:
-        shutil.copyfile(Path(folder) / "model.keras", best / "model.keras")
+        export_archive(Path(folder), best / "model.keras")
     shutil.copyfile(ours / "trials" / trial_id / "trial_config.json", best / "trial_config.json")
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from polyp_ray.config import DataConfig, TrialConfig
 from polyp_ray.errors import ConfigError, TrainingDiverged
-from polyp_ray.trial import MODEL_FILE, STATE_FILE, run_trial
+from polyp_ray.models.saving import checkpoint_model
+from polyp_ray.trial import STATE_FILE, run_trial
 
 EPOCH_KEYS = {"epoch", "loss", "val_loss", "val_dice", "val_iou", "val_miou_2class", "epoch_s", "train_images_per_s"}
 
@@ -46,7 +47,7 @@ def test_reports_every_epoch_with_checkpoints_and_evaluates_test(tmp_path: Path)
     assert all(np.isfinite(r["loss"]) and 0 <= r["val_dice"] <= 1 for r in recorder.rows)
     state = json.loads((tmp_path / "epoch2" / STATE_FILE).read_text())
     assert state["epoch"] == 2 and len(state["history"]) == 2
-    assert (tmp_path / "epoch2" / MODEL_FILE).stat().st_size > 0
+    assert (checkpoint_model(tmp_path / "epoch2") / "model.weights.h5").stat().st_size > 0
     test = json.loads((tmp_path / "out" / "test_metrics.json").read_text())
     assert test["summary"]["n_images"] == len(test["per_image"]) == 6
     assert {"stem", "dice", "iou", "truth_fraction"} <= set(test["per_image"][0])

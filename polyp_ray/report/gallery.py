@@ -86,13 +86,12 @@ def _rendered(exp: Experiment, chosen: list[tuple[str, dict[str, Any]]], notes: 
 
 
 def _predict(path: Path, images: np.ndarray) -> np.ndarray:
-    import keras
-
     from polyp_ray.evaluation import predict_probs
+    from polyp_ray.models.saving import load_model
 
     if not path.is_file():
         raise PolypRayError(f"{path}: file not found")
-    model = keras.models.load_model(path, compile=False)
+    model = load_model(path)
     return predict_probs(model, images)
 
 

@@ -1,0 +1,45 @@
+"""Writing and reading our models: per-epoch checkpoints as unzipped Keras folders, finished models as
+``.keras`` archives, both loadable wherever our custom layers and losses may be in them.
+
+A notebook-size U-Net checkpoint is 700 MiB (weights plus Adam's two slots) and is written every epoch;
+Keras writes the unzipped folder in half the time of the archive (bench/README.md). The archive is
+the same three files zipped, so exporting the winner is a copy, not a re-save.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+CHECKPOINT_MODEL = "model"  # folder inside a checkpoint
+
+
+def save_checkpoint_model(model: Any, checkpoint: Path) -> None:
+    model.save(checkpoint / CHECKPOINT_MODEL, zipped=False)
+
+
+def checkpoint_model(checkpoint: Path) -> Path:
+    return checkpoint / CHECKPOINT_MODEL
+
+
+def export_archive(checkpoint: Path, target: Path) -> None:
+    """The checkpoint's model as a ``.keras`` archive at ``target`` (stored, not compressed: weights
+    barely compress, and the archive then loads as fast as the folder)."""
+    folder = checkpoint_model(checkpoint)
+    partial = target.with_name(target.name + ".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(folder).as_posix())
+    partial.replace(target)  # never leaves a half-written model where a loader would find it
+
+
+def load_model(path: Path, compile: bool = False) -> Any:
+    """A ``.keras`` archive or checkpoint folder, with our layers and losses known to Keras."""
+    import keras
+
+    import polyp_ray.models.blocks  # noqa: F401  registers FusedBatchNormalization for deserialisation
+    from polyp_ray.losses import custom_objects
+
+    return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
