@@ -16,9 +16,9 @@ are process-wide), each after an idle wait, with the cores other processes used 
     epoch 2's ``train_images_per_s`` as run_trial reports it (its fit call; validation and checkpoint are
     outside).
   * variants of ours (``--variants``; ``--list``), each changing one thing inside the child:
-    Keras's BatchNormalization replaced by a fused one (``fusedbn``, PROPOSED, not what polyp_ray runs
-    today: ``tf.raw_ops.FusedBatchNormV3`` patched into ``polyp_ray.models.blocks.batch_norm``);
-    tf.data autotuning back on (``autotune``: polyp_ray before commit 2c1e053, which turned it off
+    Keras's own unfused BatchNormalization instead of our fused one (``kerasbn``: polyp_ray before
+    its ``FusedBatchNormalization``, patched into ``polyp_ray.models.blocks.batch_norm``); tf.data
+    autotuning back on (``autotune``: polyp_ray before commit 2c1e053, which turned it off
     after this benchmark showed ``fit``/``predict`` blocking 0.5-13 s with the CPU idle when they drop
     an autotuned iterator); batch 16; float32; oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``); float32 with
     oneDNN's implicit bf16 (``ONEDNN_DEFAULT_FPMATH_MODE=BF16``); XLA (``jit_compile=True``).
@@ -28,7 +28,7 @@ are process-wide), each after an idle wait, with the cores other processes used 
   the higher one is the reference.
 
     python bench/bench_training.py                      # the default set (~10 min on 2 cores)
-    python bench/bench_training.py --variants notebook ours_b4 ours_b4_fusedbn
+    python bench/bench_training.py --variants notebook ours_b4 ours_b4_kerasbn
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Ours:
     batch: int = 4
     precision: str = "mixed_bfloat16"
     autotune: bool = False  # tf.data autotuning back on, as polyp_ray had it before commit 2c1e053
-    fused_bn: bool = False  # PROPOSED: BatchNormalization on the fused kernel
+    keras_bn: bool = False  # Keras's unfused BatchNormalization, as polyp_ray had it before its fused layer
     jit: bool = False
     env: dict = field(default_factory=dict)
     doc: str = ""
@@ -63,13 +63,13 @@ class Ours:
 OURS = [
     Ours("ours_b4", doc="run_trial as is: mixed_bfloat16, batch 4 (the notebook's batch)"),
     Ours("ours_b16", batch=16, doc="run_trial as is: mixed_bfloat16, batch 16"),
-    Ours("ours_b4_fusedbn", fused_bn=True, doc="+ fused BatchNorm (PROPOSED), batch 4"),
-    Ours("ours_b16_fusedbn", batch=16, fused_bn=True, doc="+ fused BatchNorm (PROPOSED), batch 16"),
+    Ours("ours_b4_kerasbn", keras_bn=True, doc="Keras's unfused BatchNorm (polyp_ray before its fused one), batch 4"),
+    Ours("ours_b16_kerasbn", batch=16, keras_bn=True,
+         doc="Keras's unfused BatchNorm (polyp_ray before its fused one), batch 16"),
     Ours("ours_b16_autotune", batch=16, autotune=True,
          doc="tf.data autotuning on (polyp_ray before 2c1e053), batch 16"),
     Ours("ours_b4_autotune", autotune=True, doc="tf.data autotuning on (polyp_ray before 2c1e053), batch 4"),
     Ours("ours_b4_fp32", precision="float32", doc="run_trial as is: float32, batch 4 (precision alone)"),
-    Ours("ours_b4_fp32_fusedbn", precision="float32", fused_bn=True, doc="float32 + fused BatchNorm, batch 4"),
     Ours("ours_b4_noonednn", env={"TF_ENABLE_ONEDNN_OPTS": "0"}, doc="TF_ENABLE_ONEDNN_OPTS=0, batch 4"),
     Ours("ours_b4_fp32_fpmath_bf16", precision="float32", env={"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"},
          doc="float32 + ONEDNN_DEFAULT_FPMATH_MODE=BF16 (oneDNN's implicit bf16), batch 4"),
@@ -77,41 +77,12 @@ OURS = [
 ]
 BY_NAME = {v.name: v for v in OURS}
 ALL = ["notebook", *BY_NAME]
-DEFAULT_SET = ["notebook", "ours_b4", "ours_b16", "ours_b4_fusedbn", "ours_b16_fusedbn", "ours_b16_autotune"]
+DEFAULT_SET = ["notebook", "ours_b4", "ours_b16", "ours_b4_kerasbn", "ours_b16_autotune"]
 
 
 # ----------------------------------------------------------------------------------------------
 # children
 # ----------------------------------------------------------------------------------------------
-
-
-def fused_batch_norm_class():
-    """PROPOSED: BatchNormalization on TF's fused kernel (oneDNN's on CPU; cuDNN's on GPU).
-
-    Keras 3's BatchNormalization is unfused (moments, then several element-wise ops, each with its
-    gradient) and upcasts bf16 activations to float32; on this CPU that is about a third of a U-Net
-    training step. FusedBatchNormV3 takes bf16 activations with float32 statistics directly.
-    """
-    import keras
-    import tensorflow as tf
-
-    @keras.saving.register_keras_serializable(package="polyp_ray_bench")
-    class FusedBatchNormalization(keras.layers.BatchNormalization):
-        def call(self, inputs, training=None, mask=None):
-            if self.axis != [len(inputs.shape) - 1] and self.axis != -1 and self.axis != [-1]:
-                return super().call(inputs, training=training, mask=mask)
-            train = bool(training) and self.trainable
-            y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=tf.convert_to_tensor(self.gamma), offset=tf.convert_to_tensor(self.beta),
-                mean=tf.convert_to_tensor(self.moving_mean), variance=tf.convert_to_tensor(self.moving_variance),
-                epsilon=self.epsilon, exponential_avg_factor=1.0 - self.momentum if train else 1.0,
-                data_format="NHWC", is_training=train)
-            if train:  # with exponential_avg_factor the op returns the updated moving statistics
-                self.moving_mean.assign(mean)
-                self.moving_variance.assign(variance)
-            return y
-
-    return FusedBatchNormalization
 
 
 def _stamp_batches() -> list[list[float]]:
@@ -155,9 +126,10 @@ def child_ours(v: Ours, args) -> dict:
 
         pipeline._untuned = lambda data: data  # what the pipelines returned before commit 2c1e053
     stamps = _stamp_batches()
-    if v.fused_bn:
-        cls = fused_batch_norm_class()
-        blocks.batch_norm = lambda name: cls(momentum=blocks.BN_MOMENTUM, name=name)
+    if v.keras_bn:
+        import keras
+
+        blocks.batch_norm = lambda name: keras.layers.BatchNormalization(momentum=blocks.BN_MOMENTUM, name=name)
     if v.jit:
         original = trial._compile
 
@@ -306,9 +278,6 @@ def main(argv=None) -> int:
         line = f"RATIO ours/notebook training images/s: batch 4 {results['ours_b4']['images_per_s'] / base:.2f}x"
         if "ours_b16" in results:
             line += f", batch 16 {results['ours_b16']['images_per_s'] / base:.2f}x"
-        proposed = [n for n in ("ours_b4_fusedbn", "ours_b16_fusedbn") if n in results]
-        if proposed:
-            line += "; PROPOSED " + ", ".join(f"{n} {results[n]['images_per_s'] / base:.2f}x" for n in proposed)
         print(line + " (target >= 2.5x)")
     return 0
 
