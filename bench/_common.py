@@ -157,3 +157,24 @@ def run_child(cmd: list[str], timeout: float, wait_idle_s: float, env: dict[str,
 def emit(result: dict) -> None:
     """What a child prints last: one machine-readable line."""
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_search_cli(job: dict, work: Path, name: str, timeout: float, wait_idle_s: float) -> tuple[str, float, float]:
+    """The real ``python -m polyp_ray.search`` on ``job`` (written to ``work/<name>.yaml``, experiment
+    ``--name name``) after an idle wait: its stdout, wall seconds and the cores other processes used.
+    A failed search ends the benchmark with the search's own output."""
+    import yaml
+
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(job, sort_keys=False))
+    cmd = [sys.executable, "-m", "polyp_ray.search", "--job", str(path), "--name", name, "--no-report"]
+    wait_idle(wait_idle_s)
+    meter = TreeOthersMeter()
+    meter.start()
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    wall = time.perf_counter() - t0
+    others = meter.stop()
+    if proc.returncode != 0:
+        raise SystemExit(f"{name}: search failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout, wall, others

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,13 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (  # noqa: E402
-    REPO_ROOT,
-    TreeOthersMeter,
     add_common_args,
     machine_line,
+    run_search_cli,
     use_bench_cache,
 )
-from bench._machine import wait_idle  # noqa: E402
 
 SPACE = """\
 model: {choices: [unet, encoder_decoder]}
@@ -66,7 +63,6 @@ def sample_configs(n: int, seed: int) -> list[dict]:
 
 def run_search(name: str, grace: int, configs: list[dict], args, work: Path):
     import pandas as pd
-    import yaml
 
     job = {
         "name": name, "searchspace": "space.yaml", "num_samples": len(configs), "max_epochs": args.max_epochs,
@@ -76,17 +72,7 @@ def run_search(name: str, grace: int, configs: list[dict], args, work: Path):
         "data": {"path": args.data, "limit": args.limit, "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0},
         "trial": {"image_size": args.image_size, "precision": "float32", "loss": "bce_dice", "num_predictions": 1},
     }
-    (work / f"{name}.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
-    cmd = [sys.executable, "-m", "polyp_ray.search", "--job", str(work / f"{name}.yaml"), "--name", name, "--no-report"]
-    wait_idle(args.wait_idle)
-    meter = TreeOthersMeter()
-    meter.start()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=REPO_ROOT)
-    wall = time.perf_counter() - t0
-    others = meter.stop()
-    if proc.returncode != 0:
-        raise SystemExit(f"{name}: search failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    _stdout, wall, others = run_search_cli(job, work, name, args.timeout, args.wait_idle)
     table = pd.read_csv(work / "experiments" / name / "polyp_ray" / "trials.csv")
     return table, wall, others
 

@@ -28,7 +28,6 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,15 +36,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (  # noqa: E402
-    REPO_ROOT,
-    TreeOthersMeter,
     add_common_args,
     emit,
     machine_line,
     run_child,
+    run_search_cli,
     use_bench_cache,
 )
-from bench._machine import wait_idle  # noqa: E402
 
 NOTEBOOK_TRAIN_IMAGES = 240
 NOTEBOOK_EPOCHS = 10
@@ -106,7 +103,6 @@ SPACE = "precision: {choices: [float32, mixed_bfloat16]}\n"
 
 def run_ours(args) -> dict:
     """(b): the real CLI on a tiny job; returns per-trial figures read from result.json."""
-    import yaml
 
     work = Path(tempfile.mkdtemp(prefix="polyp_ray_bench_tune_"))
     (work / "space.yaml").write_text(SPACE)
@@ -120,18 +116,8 @@ def run_ours(args) -> dict:
         "trial": {"model": "unet", "base_width": 64, "image_size": 128, "batch_size": 4, "aug_strength": 0.5,
                   "learning_rate": 1e-3, "loss": "bce_dice", "num_predictions": 1},
     }
-    (work / "job.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
-    cmd = [sys.executable, "-m", "polyp_ray.search", "--job", str(work / "job.yaml"), "--name", "run", "--no-report"]
-    wait_idle(args.wait_idle)
-    meter = TreeOthersMeter()
-    meter.start()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=REPO_ROOT)
-    wall = time.perf_counter() - t0
-    others = meter.stop()
-    if proc.returncode != 0:
-        raise SystemExit(f"search failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    found = re.search(r"search finished in (\d+) s", proc.stdout)
+    stdout, wall, others = run_search_cli(job, work, "run", args.timeout, args.wait_idle)
+    found = re.search(r"search finished in (\d+) s", stdout)
     experiment = work / "experiments" / "run"
     trials = []
     for result_file in sorted(experiment.glob("*/result.json")):
