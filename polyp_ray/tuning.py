@@ -292,10 +292,10 @@ def _keep_winner(trial_id: str, checkpoints: dict[str, Any], ours: Path) -> None
     checkpoint = checkpoints.get(trial_id)
     if checkpoint is None:
         return
-    best = ours / "best"
-    best.mkdir(exist_ok=True)
     from polyp_ray.models.saving import export_archive
 
+    best = ours / "best"
+    best.mkdir(exist_ok=True)
     with checkpoint.as_directory() as folder:
         export_archive(Path(folder), best / "model.keras")
     shutil.copyfile(ours / "trials" / trial_id / "trial_config.json", best / "trial_config.json")

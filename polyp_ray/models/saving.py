@@ -8,11 +8,13 @@ the same three files zipped, so exporting the winner is a copy, not a re-save.
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
 CHECKPOINT_MODEL = "model"  # folder inside a checkpoint
+LEGACY_ARCHIVE = "model.keras"  # what checkpoints held before the folder format; still read
 
 
 def save_checkpoint_model(model: Any, checkpoint: Path) -> None:
@@ -20,18 +22,23 @@ def save_checkpoint_model(model: Any, checkpoint: Path) -> None:
 
 
 def checkpoint_model(checkpoint: Path) -> Path:
-    return checkpoint / CHECKPOINT_MODEL
+    """Where the model of ``checkpoint`` is (an experiment resumed across versions has both kinds)."""
+    legacy = checkpoint / LEGACY_ARCHIVE
+    return legacy if legacy.is_file() else checkpoint / CHECKPOINT_MODEL
 
 
 def export_archive(checkpoint: Path, target: Path) -> None:
     """The checkpoint's model as a ``.keras`` archive at ``target`` (stored, not compressed: weights
     barely compress, and the archive then loads as fast as the folder)."""
-    folder = checkpoint_model(checkpoint)
+    source = checkpoint_model(checkpoint)
     partial = target.with_name(target.name + ".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
-        for file in sorted(folder.rglob("*")):
-            if file.is_file():
-                archive.write(file, file.relative_to(folder).as_posix())
+    if source.is_file():
+        shutil.copyfile(source, partial)
+    else:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+            for file in sorted(source.rglob("*")):
+                if file.is_file():
+                    archive.write(file, file.relative_to(source).as_posix())
     partial.replace(target)  # never leaves a half-written model where a loader would find it
 
 

@@ -17,3 +17,12 @@ def test_a_checkpoint_and_its_exported_archive_predict_like_the_model(tmp_path) 
     for path in (checkpoint_model(tmp_path), tmp_path / "best.keras"):
         loaded = load_model(path)
         np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+
+
+def test_a_checkpoint_from_before_the_folder_format_still_loads_and_exports(tmp_path) -> None:
+    model = build_model("unet", 32, 4)
+    model.save(tmp_path / "model.keras")  # what checkpoints held before
+    assert checkpoint_model(tmp_path) == tmp_path / "model.keras"
+    export_archive(tmp_path, tmp_path / "best.keras")
+    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "model.keras").read_bytes()
+    assert load_model(checkpoint_model(tmp_path)).count_params() == model.count_params()
