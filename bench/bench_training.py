@@ -27,7 +27,7 @@ are process-wide), each after an idle wait, with the cores other processes used 
   The matmul peak is measured before and after the variants (this host's speed drifts by ~10%);
   the higher one is the reference.
 
-    python bench/bench_training.py                      # the default set (~10 min on 2 cores)
+    python bench/bench_training.py                      # the default set (~8 min on 2 cores)
     python bench/bench_training.py --variants notebook ours_b4 ours_b4_kerasbn
 """
 
