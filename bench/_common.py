@@ -127,10 +127,10 @@ class TreeOthersMeter:
         return max(0.0, (busy_cpu_s() - self._busy0 - self._tree_s) / wall) if wall > 0 else 0.0
 
 
-def run_child(cmd: list[str], timeout: float, wait_idle_s: float, env: dict[str, str] | None = None,
-              label: str = "child") -> dict | None:
-    """Run ``cmd`` after an idle wait; return its ``RESULT {json}`` line (plus other_processes_cores
-    and wall_s), or None with its stderr tail printed."""
+def run_metered(cmd: list[str], timeout: float, wait_idle_s: float,
+                env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float, float]:
+    """``cmd`` after an idle wait: the finished process, its wall seconds and the cores other processes
+    used meanwhile. ``subprocess.TimeoutExpired`` passes through, the meter stopped."""
     wait_idle(wait_idle_s)
     meter = TreeOthersMeter()
     meter.start()
@@ -138,12 +138,21 @@ def run_child(cmd: list[str], timeout: float, wait_idle_s: float, env: dict[str,
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, **(env or {})}, cwd=REPO_ROOT)
+    finally:
+        wall = time.perf_counter() - t0
+        others = meter.stop()
+    return proc, wall, others
+
+
+def run_child(cmd: list[str], timeout: float, wait_idle_s: float, env: dict[str, str] | None = None,
+              label: str = "child") -> dict | None:
+    """Run ``cmd`` after an idle wait; return its ``RESULT {json}`` line (plus other_processes_cores
+    and wall_s), or None with its stderr tail printed."""
+    try:
+        proc, wall, others = run_metered(cmd, timeout, wait_idle_s, env)
     except subprocess.TimeoutExpired:
-        meter.stop()
         print(f"  {label}: timed out after {timeout:.0f} s", flush=True)
         return None
-    wall = time.perf_counter() - t0
-    others = meter.stop()
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
             res = json.loads(line[7:])
@@ -168,13 +177,7 @@ def run_search_cli(job: dict, work: Path, name: str, timeout: float, wait_idle_s
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(job, sort_keys=False))
     cmd = [sys.executable, "-m", "polyp_ray.search", "--job", str(path), "--name", name, "--no-report"]
-    wait_idle(wait_idle_s)
-    meter = TreeOthersMeter()
-    meter.start()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
-    wall = time.perf_counter() - t0
-    others = meter.stop()
+    proc, wall, others = run_metered(cmd, timeout, wait_idle_s)
     if proc.returncode != 0:
         raise SystemExit(f"{name}: search failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout, wall, others

@@ -29,6 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from polyp_ray.config import JobConfig, to_dict
 from polyp_ray.data.dataset import PreparedData, describe_dataset, prepare_data
 from polyp_ray.errors import ConfigError, PolypRayError
+from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
 from polyp_ray.search import trial_config_for
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import locate
@@ -267,7 +268,6 @@ def _test_scores(task, best, config, refs: dict, out: Path, trial_id: str):
 
 def _score_checkpoint(checkpoint, config_dict: dict, data: PreparedData, trial_id: str, epoch: int):
     from polyp_ray.config import trial_from_dict
-    from polyp_ray.models.saving import checkpoint_model, load_model
     from polyp_ray.runtime import configure_tensorflow
     from polyp_ray.trial import score_test
 
@@ -292,8 +292,6 @@ def _keep_winner(trial_id: str, checkpoints: dict[str, Any], ours: Path) -> None
     checkpoint = checkpoints.get(trial_id)
     if checkpoint is None:
         return
-    from polyp_ray.models.saving import export_archive
-
     best = ours / "best"
     best.mkdir(exist_ok=True)
     with checkpoint.as_directory() as folder:
