@@ -34,3 +34,13 @@ def resolve_vgg16_weights(weights: str) -> Path | None:
         f"{', '.join(str(c) for c in candidates)}); this machine cannot download it: copy the file there "
         "(or set POLYP_RAY_VGG16_WEIGHTS to its path), or set encoder_weights: none to train from scratch"
     )
+
+
+def resolve_weights(encoder: str, weights: str) -> Path | None:
+    """The local weights file ``encoder`` should load for ``weights`` ("none", "imagenet" or a path).
+
+    Interface shared by the encoder registry and the downloader (being rewritten: fetch like Keras).
+    """
+    if encoder == "vgg16" or weights in ("none", "") or weights != "imagenet":
+        return resolve_vgg16_weights(weights)
+    raise ConfigError(f"encoder_weights: imagenet: no ImageNet weights known for encoder {encoder!r} yet")
