@@ -6,22 +6,18 @@ and the dotted key, so no half-valid dict travels further into the program.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 from polyp_ray.errors import ConfigError
+from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC = "synthetic"
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -37,14 +33,17 @@ class DataConfig:
     split_seed: int = 0
     groups_csv: str | None = None  # CSV with a "stem" column and group_column; groups never straddle splits
     group_column: str | None = None
-    mask_threshold: int = 127  # masks are binarised at > threshold (Kvasir masks carry JPEG noise)
+    group_near_duplicates: bool = True  # no groups CSV: group near-twins and video frames (docs/data.md)
+    mask_threshold: int = 127  # 8-bit grey masks are binarised at > threshold (Kvasir masks carry JPEG noise)
+    allow_empty_masks: bool = False  # a dataset whose masks are mostly empty is refused unless this is true
+    allow_full_masks: bool = False  # ... and one whose masks are mostly polyp (inverted?) unless this is true
     limit: int | None = None  # keep only the first N pairs by stem (quick runs, the notebook's 300)
     cache_dir: str | None = None  # decoded-array cache; default $POLYP_RAY_CACHE or ~/.cache/polyp_ray
     synthetic_count: int = 120
     synthetic_seed: int = 0
 
     def validate(self, where: str) -> None:
-        _check(0.0 <= self.val_fraction < 1.0, where, "data.val_fraction", "must be in [0, 1)")
+        _check(0.0 < self.val_fraction < 1.0, where, "data.val_fraction", "must be in (0, 1): trials are ranked on val")
         _check(0.0 < self.test_fraction < 1.0, where, "data.test_fraction", "must be in (0, 1)")
         _check(
             self.val_fraction + self.test_fraction < 0.9,
@@ -78,6 +77,7 @@ class TrialConfig:
     """Everything one training run needs; a search samples some of these fields."""
 
     model: str = "unet"  # a name from polyp_ray.models.registry
+    encoder: str = "conv"  # a name from polyp_ray.models.encoders: the backbone under the model's decoder
     base_width: int = 8  # filters of the first conv; 64 is the notebook's U-Net
     image_size: int = 128
     batch_size: int = 8
@@ -98,9 +98,16 @@ class TrialConfig:
 
     def validate(self, where: str) -> None:
         from polyp_ray.losses import LOSSES
-        from polyp_ray.models.registry import MODELS
+        from polyp_ray.models.encoders import ENCODERS
+        from polyp_ray.models.registry import MODELS, resolved_encoder
 
         _check(self.model in MODELS, where, "model", f"unknown model {self.model!r}; known: {sorted(MODELS)}")
+        _check(self.encoder in ENCODERS, where, "encoder",
+               f"unknown encoder {self.encoder!r}; known: {sorted(ENCODERS)}")
+        try:
+            resolved_encoder(self.model, self.encoder)
+        except ValueError as err:
+            raise ConfigError(f"{where}: encoder: {err}") from None
         _check(self.loss in LOSSES, where, "loss", f"unknown loss {self.loss!r}; known: {sorted(LOSSES)}")
         _check(self.precision in PRECISIONS, where, "precision", f"must be one of {list(PRECISIONS)}")
         _check(self.base_width >= 1, where, "base_width", "must be >= 1")
@@ -170,106 +177,41 @@ def _check(ok: bool, where: str, key: str, message: str) -> None:
         raise ConfigError(f"{where}: {key}: {message}")
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file, a syntax error or a non-mapping is a one-line error."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML: {getattr(err, 'problem', err)}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
-    return loaded
+def load_job_config(path: str | Path, overrides: list[str] | None = None,
+                    debug: bool = False) -> tuple[JobConfig, Path]:
+    """A job and the resolved path of its search-space file; ``data`` at the top level feeds the trial.
 
-
-def from_mapping(cls: type[T], data: dict[str, Any], where: str, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and values of the wrong type."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'top level'}: expected a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise ConfigError(f"{where}: {prefix}{key}: unknown key; known keys: {sorted(fields)}")
-        values[key] = _coerce(hints[key], value, where, f"{prefix}{key}")
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return from_mapping(hint, value, where, key + ".")  # type: ignore[arg-type]
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where, key)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: {key}: expected a list, got {value!r}")
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is Any or isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"{where}: {key}: expected {hint.__name__}, got {value!r}")
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str], where: str = "--set") -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested mapping, in place."""
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{where}: {item!r}: expected key=value")
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{where}: {key}: {part} is not a mapping")
-        try:
-            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            node[parts[-1]] = raw
-    return data
-
-
-def load_trial_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
-    """A trial config from a YAML file (or the defaults), with ``--set`` overrides, validated."""
-    raw = read_yaml(path) if path else {}
-    where = str(path) if path else "defaults"
-    if "trial" in raw:  # a job file: its fixed trial settings plus its data
-        job = raw
-        raw = dict(job.get("trial") or {})
-        if "data" in job:
-            raw["data"] = job["data"]
-    apply_overrides(raw, overrides or [])
-    config = from_mapping(TrialConfig, raw, where)
-    config.validate(where)
-    return config
-
-
-def load_job_config(path: str | Path, overrides: list[str] | None = None) -> tuple[JobConfig, Path]:
-    """A job and the resolved path of its search-space file; ``data`` at the top level feeds the trial."""
+    The file is checked on its own first, so an error names the file; then with the ``--set``
+    overrides, so an error an override brings names ``--set``. A debug run (one trial, no ASHA) takes
+    any ``max_epochs``: ASHA's grace period is clipped to it.
+    """
     raw = read_yaml(path)
-    apply_overrides(raw, overrides or [])
+    job = _job_from_raw(copy.deepcopy(raw), str(path), debug)
+    if overrides:
+        job = _job_from_raw(apply_overrides(raw, overrides), "--set", debug)
+    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
+
+
+def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
     data = raw.pop("data", None)
     if data is not None:
         trial = raw.setdefault("trial", {})
         if not isinstance(trial, dict):
-            raise ConfigError(f"{path}: trial: expected a mapping")
+            raise ConfigError(f"{where}: trial: expected a mapping")
         trial["data"] = data
-    job = from_mapping(JobConfig, raw, str(path))
-    job.validate(str(path))
-    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
+    job = from_mapping(JobConfig, raw, where)
+    if debug:
+        job.grace_period = max(1, min(job.grace_period, job.max_epochs))
+    job.validate(where)
+    return job
+
+
+def trial_config_for(job: JobConfig, params: dict[str, Any], **fixed: Any) -> TrialConfig:
+    """The job's fixed trial settings + one sampled point, trained for the job's max_epochs."""
+    base = to_dict(job.trial)
+    base.update(params)
+    base.update(epochs=job.max_epochs, **fixed)
+    return trial_from_dict(base, f"job {job.name}")
 
 
 def resolve_relative(name: str, base: Path, where: str, key: str) -> Path:

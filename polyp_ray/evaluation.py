@@ -1,4 +1,11 @@
-"""Evaluate a model on one split: per-image and pooled metrics, and image | truth | prediction PNGs."""
+"""Score a model on one split the way the literature does, and write image | truth | prediction PNGs.
+
+The protocol, the same for every trial of a search whatever its input size: the model's probabilities
+are resized (bilinear) to each image's ORIGINAL mask size, thresholded, and scored against the original
+mask binarised once (``SplitArrays.truths``). Scoring against masks shrunk to each trial's own input
+size would rank a 128 px and a 256 px trial against different ground truths, and a small polyp that
+vanished in the downsample would become an empty truth that an empty prediction "finds" with Dice 1.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +13,72 @@ import json
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 from PIL import Image
 
 from polyp_ray.data.dataset import SplitArrays
-from polyp_ray.data.pipeline import eval_images
-from polyp_ray.metrics import per_image_scores, summarise
+from polyp_ray.metrics import counts_of, scores_from_counts, summarise_counts
+
+PROTOCOL = "original_resolution"
+PROTOCOL_TEXT = ("per-image polyp Dice/IoU at each image's original resolution: probabilities resized "
+                 "(bilinear) to the original mask size, thresholded, scored against the original mask "
+                 "binarised once; the mean over images")
 
 
-def predict_probs(model: keras.Model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Sigmoid probabilities [N, H, W, 1] as float32 for uint8 images [N, H, W, 3]."""
+def predict_probs(model: Any, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Sigmoid probabilities [N, S, S, 1] as float32 for uint8 images [N, S, S, 3]."""
+    from polyp_ray.data.pipeline import eval_images
+
     if len(images) == 0:
         return np.zeros((0, *images.shape[1:3], 1), dtype=np.float32)
     return np.asarray(model.predict(eval_images(images, batch_size), verbose=0), dtype=np.float32)
 
 
-def evaluate_split(
-    model: keras.Model, split: SplitArrays, threshold: float, batch_size: int = 16
-) -> tuple[dict[str, Any], np.ndarray]:
-    """The test_metrics.json body (summary + per-image rows) and the probabilities."""
-    probs = predict_probs(model, split.images, batch_size)
-    truth = split.masks.astype(np.float32)
-    scores = per_image_scores(probs, truth, threshold)
+def upsample(prob: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A [S, S] (or [S, S, 1]) probability map resized to (height, width): smooth borders at any scale."""
+    height, width = shape[:2]
+    prob = np.asarray(prob, dtype=np.float32).reshape(prob.shape[:2])
+    if prob.shape == (height, width):
+        return prob
+    return np.asarray(Image.fromarray(prob, mode="F").resize((width, height), Image.Resampling.BILINEAR))
+
+
+def original_counts(probs: np.ndarray, truths: list[np.ndarray], threshold: float) -> np.ndarray:
+    """Per-image pixel counts of ``probs`` against the original-size ``truths`` (see metrics.py)."""
+    if len(probs) != len(truths):
+        raise ValueError(f"{len(probs)} predictions for {len(truths)} truths")
+    preds = (upsample(p, t.shape) > threshold for p, t in zip(probs, truths, strict=True))
+    return counts_of(preds, (np.asarray(t) > 0 for t in truths))
+
+
+def truths_of(split: SplitArrays) -> list[np.ndarray]:
+    if split.truths is None:
+        raise ValueError("this split carries no original-size truths (only val and test do)")
+    return split.truths
+
+
+def score_split(probs: np.ndarray, split: SplitArrays, threshold: float) -> dict[str, Any]:
+    """The summary and one row per image, scored by the protocol above."""
+    counts = original_counts(probs, truths_of(split), threshold)
+    scores = scores_from_counts(counts)
     rows = [
-        {"stem": stem, **{k: round(float(v[i]), 6) for k, v in scores.items()}}
+        {"stem": stem, **{k: round(float(v[i]), 6) for k, v in scores.items()},
+         "height": int(split.truths[i].shape[0]), "width": int(split.truths[i].shape[1])}  # type: ignore[index]
         for i, stem in enumerate(split.stems)
     ]
-    return {"threshold": threshold, "summary": summarise(probs, truth, threshold), "per_image": rows}, probs
+    return {"threshold": threshold, "protocol": PROTOCOL, "protocol_text": PROTOCOL_TEXT,
+            "summary": summarise_counts(counts), "per_image": rows}
+
+
+def evaluate_split(model: Any, split: SplitArrays, threshold: float,
+                   batch_size: int = 16) -> tuple[dict[str, Any], np.ndarray]:
+    """The test_metrics.json body (summary + per-image rows) and the probabilities."""
+    probs = predict_probs(model, split.images, batch_size)
+    return score_split(probs, split, threshold), probs
 
 
 def write_predictions(split: SplitArrays, probs: np.ndarray, out_dir: Path, count: int, threshold: float) -> list[Path]:
-    """Strips of image | truth | prediction for the first ``count`` images."""
+    """Strips of image | truth | prediction for the first ``count`` images (at the model's input size)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for i in range(min(count, len(split))):

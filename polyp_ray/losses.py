@@ -42,5 +42,8 @@ def get_loss(name: str) -> Callable:
 
 
 def custom_objects() -> dict[str, Callable]:
-    """What ``keras.models.load_model`` needs to restore a compiled model of ours."""
+    """What ``keras.models.load_model`` needs to restore a compiled model of ours (the losses by name;
+    importing the schedule module registers the learning-rate schedule its optimizer carries)."""
+    import polyp_ray.schedules  # noqa: F401
+
     return {fn.__name__: fn for fn in LOSSES.values()}

@@ -189,11 +189,10 @@ def _predict_batch(predictor: Predictor, loaded: list[tuple[Path, np.ndarray]], 
 
 
 def full_size_mask(prob: np.ndarray, shape: tuple[int, int], threshold: float) -> np.ndarray:
-    """The probability map resized to (height, width), then thresholded: smooth borders at any scale."""
-    height, width = shape
-    resized = Image.fromarray(prob.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
-    big = np.asarray(resized)
-    return np.where(big > threshold, 255, 0).astype(np.uint8)
+    """The probability map resized to (height, width) as the evaluation does, then thresholded (0/255)."""
+    from polyp_ray.evaluation import upsample
+
+    return np.where(upsample(prob, shape) > threshold, 255, 0).astype(np.uint8)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

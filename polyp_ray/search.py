@@ -1,5 +1,6 @@
 """``python -m polyp_ray.search``: the hyperparameter search (Ray Tune + Optuna TPE + ASHA), or one
-trial in-process with ``--debug``. The only module that starts Ray.
+trial in-process with ``--debug``, without Ray. The CLI only: it parses, checks the job, and hands it
+to ``polyp_ray.tuning`` (which starts Ray) or to ``run_trial``.
 
     python -m polyp_ray.search                          # the embedded default job, local Ray
     python -m polyp_ray.search --job jobs/kvasir.yaml --address auto
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from polyp_ray.config import JobConfig, TrialConfig, load_job_config, to_dict, trial_from_dict
+from polyp_ray.config import JobConfig, TrialConfig, load_job_config, to_dict, trial_config_for
 from polyp_ray.errors import ConfigError, run_cli
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 
@@ -32,33 +33,43 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     job_path = Path(args.job) if args.job else Path(str(resources.files("polyp_ray") / "defaults" / DEFAULT_JOB))
-    overrides = [_route_override(item, args.debug) for item in args.set]
-    job, space_path = load_job_config(job_path, overrides)
+    overrides = [_route_override(item) for item in args.set]
+    job, space_path = load_job_config(job_path, overrides, debug=args.debug)
     space = load_searchspace(space_path)
     for point in job.points_to_evaluate:
         space.check_point(point, str(job_path))
     _check_encoder_weights(job, space if not args.debug else None, job_path)
     if args.debug:
         return _debug(job)
-    from polyp_ray.tuning import run_search  # imports Ray only for a real search
+    from polyp_ray.tuning import SearchOptions, run_search  # imports Ray only for a real search
 
-    return run_search(job, job_path, space, space_path, args)
+    options = SearchOptions(command=command_line(), address=args.address, name=args.name, resume=args.resume,
+                            verbose=args.verbose)
+    experiment = run_search(job, space, space_path, options)
+    if not args.no_report:
+        _write_report(experiment)
+    return 0
+
+
+def _write_report(experiment: Path) -> None:
+    from polyp_ray.report import build_report
+
+    try:
+        print(f"report: {build_report(experiment)}")
+    except Exception as err:  # noqa: BLE001 - the results are on disk; a report bug must not hide them
+        print(f"warning: the report failed ({type(err).__name__}: {err}); "
+              f"rerun: python -m polyp_ray.report {experiment}", file=sys.stderr)
 
 
 def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: Path) -> None:
-    """Pretrained weights a trial will ask for must be on disk before any trial starts."""
-    from polyp_ray.models.registry import MODELS
-    from polyp_ray.models.weights import resolve_vgg16_weights
+    """The pretrained weights of every encoder the space can sample are on this machine (downloaded
+    here, once, when absent) before any trial starts: trials never race to download them."""
+    from polyp_ray.models.pretrained import needed_weights
+    from polyp_ray.models.weights import resolve_weights
 
-    def possible(name: str) -> list:
-        default = getattr(job.trial, name)
-        return space.possible(name, default) if space else [default]
-
-    if not any(MODELS[m].pretrained_encoder for m in possible("model")):
-        return
-    for weights in possible("encoder_weights"):
+    for encoder, weights in needed_weights(job, space):
         try:
-            resolve_vgg16_weights(weights)
+            resolve_weights(encoder, weights)
         except ConfigError as err:
             raise ConfigError(f"{job_path}: trial.{err}") from None
 
@@ -75,10 +86,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="finish an interrupted experiment (--name, or the job's latest)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report at the end")
     parser.add_argument("--debug", action="store_true", help="run ONE trial in this process, without Ray")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show every trial's own output (TensorFlow's start-up lines included)")
     return parser
 
 
-def _route_override(item: str, debug: bool) -> str:
+def _route_override(item: str) -> str:
     """Let ``--set model=unet`` mean ``trial.model=unet`` (and ``epochs`` mean ``max_epochs``)."""
     key, _, value = item.partition("=")
     head = key.split(".")[0]
@@ -90,40 +103,29 @@ def _route_override(item: str, debug: bool) -> str:
     return item
 
 
-def trial_config_for(job: JobConfig, params: dict[str, Any], **fixed: Any) -> TrialConfig:
-    """The job's fixed trial settings + one sampled point, trained for the job's max_epochs."""
-    base = to_dict(job.trial)
-    base.update(params)
-    base.update(epochs=job.max_epochs, **fixed)
-    return trial_from_dict(base, f"job {job.name}")
-
-
 def _debug(job: JobConfig) -> int:
     from polyp_ray.trial import DebugReporter, run_trial
 
     config = trial_config_for(job, {})
     if config.output_dir == TrialConfig.output_dir:  # never overwrite an earlier debug run
         config.output_dir = f"{config.output_dir}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = Path(config.output_dir)
+    out = Path(config.output_dir)  # made at the first epoch's report: a run that fails earlier leaves none
     print(f"debug trial: model={config.model} base_width={config.base_width} image_size={config.image_size} "
           f"batch_size={config.batch_size} epochs={config.epochs} precision={config.precision} "
           f"data={config.data.path}", flush=True)
-    reporter = DebugReporter(out)
-    result = run_trial(config, reporter)
-    (out / "trial_config.json").write_text(_json(to_dict(config)))
-    (out / "history.json").write_text(_json(result.history))
+    from polyp_ray.data.dataset import describe_dataset
+
+    describe_dataset(config.data)[0].announce()  # checks every pair first; cached for run_trial's own call
+    result = run_trial(config, DebugReporter(out))
+    (out / "trial_config.json").write_text(json.dumps(to_dict(config), indent=1))
+    (out / "history.json").write_text(json.dumps(result.history, indent=1))
     test = result.test["summary"] if result.test else {}
     print(f"best epoch {result.best_epoch}: val_dice {result.best_val_dice:.4f}; test per-image dice "
           f"{test.get('dice', float('nan')):.4f}, iou {test.get('iou', float('nan')):.4f}, "
-          f"2-class mIoU {test.get('miou_2class', float('nan')):.4f} ({test.get('n_images', 0)} images)")
+          f"2-class mIoU {test.get('miou_2class', float('nan')):.4f} ({test.get('n_images', 0)} images, "
+          "scored at their original resolution)")
     print(f"artifacts: {out.resolve()} (best.keras, test_metrics.json, history.json, predictions/)")
     return 0
-
-
-def _json(body: Any) -> str:
-    import json
-
-    return json.dumps(body, indent=1)
 
 
 def command_line() -> str:
@@ -133,5 +135,3 @@ def command_line() -> str:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-__all__ = ["main", "trial_config_for", "SearchSpace", "ConfigError"]

@@ -75,9 +75,6 @@ class SearchSpace:
                 sampled[param.name] = param.suggest(trial)
         return constants or None  # type: ignore[return-value]
 
-    def names(self) -> list[str]:
-        return [p.name for p in self.params]
-
     def possible(self, name: str, default: Any) -> list[Any]:
         """Every value ``name`` may take in a trial (``default`` where the space does not sample it or a
         condition can switch it off): image sizes to decode, models whose weights must exist."""

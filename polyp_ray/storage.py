@@ -7,7 +7,6 @@ results are mirrored locally so the report can be built on the driver.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ MIRRORED = ("result.json", "params.json", "progress.csv")
 
 
 @dataclass(frozen=True)
-class Experiment:
+class ExperimentStore:
     storage: str  # what Tune gets as storage_path: an absolute local path or a URI
     name: str
     local: Path  # the experiment folder itself (local storage) or its local mirror (URI)
@@ -61,16 +60,15 @@ def is_uri(storage_path: str) -> bool:
     return "://" in storage_path
 
 
-def locate(storage_path: str, job_name: str, name: str | None, resume: bool) -> Experiment:
-    """The experiment for a run: ``name``, the job's latest (``resume``), or a new timestamped one."""
+def locate(storage_path: str, job_name: str, name: str | None, resume: bool, cache: Path) -> ExperimentStore:
+    """Where a run's experiment lives: ``name``, the job's latest (``resume``), or a new timestamped one."""
     storage = storage_path if is_uri(storage_path) else str(Path(storage_path).expanduser().resolve())
     if not name and resume:
         name = _latest(storage, job_name)
     name = name or f"{job_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if is_uri(storage):
-        cache = Path(os.environ.get("POLYP_RAY_CACHE", Path.home() / ".cache" / "polyp_ray")).expanduser()
-        return Experiment(storage, name, cache / "experiments" / name)
-    return Experiment(storage, name, Path(storage) / name)
+    if is_uri(storage):  # the local mirror lives in the job's cache folder (DataConfig.resolved_cache_dir)
+        return ExperimentStore(storage, name, cache / "experiments" / name)
+    return ExperimentStore(storage, name, Path(storage) / name)
 
 
 def _latest(storage: str, job_name: str) -> str:

@@ -24,12 +24,20 @@ from polyp_ray.config import TrialConfig, to_dict
 from polyp_ray.data.dataset import PreparedData, prepare_data
 from polyp_ray.data.pipeline import train_dataset
 from polyp_ray.errors import ConfigError, TrainingDiverged
-from polyp_ray.evaluation import evaluate_split, predict_probs, write_json, write_predictions
+from polyp_ray.evaluation import (
+    evaluate_split,
+    original_counts,
+    predict_probs,
+    truths_of,
+    write_json,
+    write_predictions,
+)
 from polyp_ray.losses import get_loss
-from polyp_ray.metrics import summarise
-from polyp_ray.models import MODELS, build_model, set_encoder_trainable
+from polyp_ray.metrics import summarise_counts
+from polyp_ray.models import build_model, freezable, set_encoder_trainable
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model, save_checkpoint_model
 from polyp_ray.runtime import configure_tensorflow
+from polyp_ray.schedules import cosine_adam
 
 STATE_FILE = "state.json"
 
@@ -65,8 +73,7 @@ def run_trial(config: TrialConfig, reporter: Reporter, data: PreparedData | None
     best_weights = model.get_weights() if state["history"] else None
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         if _unfreeze_due(config, epoch):
-            set_encoder_trainable(model, True)
-            _compile(model, config, steps, resume_step=int(model.optimizer.iterations.numpy()))
+            unfreeze_encoder(model, config, steps)
         with tempfile.TemporaryDirectory(prefix="polyp_ray_ckpt_") as tmp:
             row = _train_epoch(model, config, data, train_tensors, epoch, steps, Path(tmp))
             state["history"].append(row)
@@ -150,13 +157,15 @@ def _timed_save(model: keras.Model, checkpoint: Path) -> float:
 
 
 def _validate(model, config: TrialConfig, data: PreparedData) -> dict[str, float]:
-    val = data.splits["val"] if len(data.splits["val"]) else data.splits["train"]
+    """Scores against the original-size masks (evaluation.py), the same truth for every trial of a
+    search; the loss is the training objective, so it stays at the model's input size."""
+    val = data.splits["val"]
     probs = predict_probs(model, val.images, config.batch_size)
-    truth = val.masks.astype(np.float32)
-    loss = float(keras.ops.convert_to_numpy(get_loss(config.loss)(truth, probs)))
-    scores = summarise(probs, truth, config.threshold)
+    loss = float(keras.ops.convert_to_numpy(get_loss(config.loss)(val.masks.astype(np.float32), probs)))
+    started = time.perf_counter()
+    scores = summarise_counts(original_counts(probs, truths_of(val), config.threshold))
     return {"val_loss": loss, "val_dice": scores["dice"], "val_iou": scores["iou"],
-            "val_miou_2class": scores["miou_2class"]}
+            "val_miou_2class": scores["miou_2class"], "val_scoring_s": round(time.perf_counter() - started, 3)}
 
 
 def _restore_or_build(config: TrialConfig, checkpoint: Path | None, steps: int) -> tuple[keras.Model, dict]:
@@ -164,27 +173,33 @@ def _restore_or_build(config: TrialConfig, checkpoint: Path | None, steps: int) 
         model = load_model(checkpoint_model(checkpoint), compile=True)
         state = json.loads((checkpoint / STATE_FILE).read_text())
         return model, state
-    model = build_model(config.model, config.image_size, config.base_width, config.encoder_weights)
-    if config.freeze_encoder_epochs > 0 and MODELS[config.model].pretrained_encoder:
+    model = build_model(config.model, config.image_size, config.base_width, config.encoder_weights,
+                        encoder=config.encoder)
+    if config.freeze_encoder_epochs > 0 and freezable(config.model, config.encoder):
         set_encoder_trainable(model, False)
     _compile(model, config, steps)
     return model, {"epoch": 0, "best_epoch": 0, "best_val_dice": -1.0, "history": [], "config": to_dict(config)}
 
 
-def _compile(model: keras.Model, config: TrialConfig, steps: int, resume_step: int = 0) -> None:
+def _compile(model: keras.Model, config: TrialConfig, steps: int, offset: int = 0) -> None:
     """Adam with cosine decay over the whole run, as the notebook (which decayed per epoch)."""
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
-    optimizer = keras.optimizers.Adam(learning_rate=schedule)
-    model.compile(optimizer=optimizer, loss=get_loss(config.loss))
-    if resume_step:
-        optimizer.build(model.trainable_variables)
-        optimizer.iterations.assign(resume_step)
+    model.compile(optimizer=cosine_adam(config.learning_rate, config.epochs * steps, offset),
+                  loss=get_loss(config.loss))
+
+
+def unfreeze_encoder(model: keras.Model, config: TrialConfig, steps: int) -> None:
+    """Let the pretrained encoder train from here on: a fresh Adam (its moments now cover the encoder,
+    and its bias correction starts again) on the learning-rate schedule at the step the run reached."""
+    optimizer = model.optimizer
+    offset = int(keras.ops.convert_to_numpy(optimizer.iterations)) + getattr(optimizer._learning_rate, "offset", 0)
+    set_encoder_trainable(model, True)
+    _compile(model, config, steps, offset)
 
 
 def _unfreeze_due(config: TrialConfig, epoch: int) -> bool:
     return (
         config.freeze_encoder_epochs > 0
-        and MODELS[config.model].pretrained_encoder
+        and freezable(config.model, config.encoder)
         and epoch == config.freeze_encoder_epochs + 1
     )
 
@@ -195,8 +210,7 @@ class DebugReporter:
     def __init__(self, output_dir: Path, metric: str = "val_dice") -> None:
         self.output_dir = output_dir
         self.metric = metric
-        self.best = -math.inf
-        output_dir.mkdir(parents=True, exist_ok=True)
+        self.best = -math.inf  # the folder is made at the first epoch: a run that fails earlier leaves none
 
     def restore(self) -> Path | None:
         return None
@@ -211,4 +225,5 @@ class DebugReporter:
         )
         if metrics[self.metric] > self.best:
             self.best = metrics[self.metric]
+            self.output_dir.mkdir(parents=True, exist_ok=True)
             export_archive(checkpoint_dir, self.output_dir / "best.keras")

@@ -22,6 +22,10 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Caches go to a temporary folder: never the user's home, never the read-only ../shared."""
     cache = tmp_path_factory.mktemp("polyp_ray_cache")
     os.environ["POLYP_RAY_CACHE"] = str(cache)
+    # No test downloads from the internet: public addresses point at a closed local port, and Keras's
+    # cache is a fresh folder (never the user's ~/.keras).
+    os.environ["POLYP_RAY_MIRROR"] = "http://127.0.0.1:1"
+    os.environ["KERAS_HOME"] = str(tmp_path_factory.mktemp("keras"))
     return cache
 
 
@@ -120,7 +124,11 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Pat
     import subprocess
 
     folder = tmp_path_factory.mktemp("tiny_search")
-    job = write_job(folder, "tiny", folder / "experiments", num_samples=6, max_epochs=4)
+    # Every family, the pretrained-encoder one with random weights: its checkpoints must load wherever
+    # the search scores them (a Ray worker that never imported the module registering its layers).
+    space = TINY_SPACE.replace("[unet, encoder_decoder]", "[unet, encoder_decoder, vgg16_unet]")
+    job = write_job(folder, "tiny", folder / "experiments", space=space, num_samples=6, max_epochs=4,
+                    points_to_evaluate=[{"model": "vgg16_unet"}, {"model": "encoder_decoder"}])
     proc = subprocess.run(search_command("--job", str(job), "--name", "tiny-run"), cwd=folder,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -4,9 +4,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import write_job
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +73,7 @@ def test_missing_imagenet_weights_stop_the_search_before_any_trial(tmp_path: Pat
     (tmp_path / "space.yaml").write_text("model: {choices: [unet, vgg16_unet]}\n")
     (tmp_path / "job.yaml").write_text(f"name: w\nsearchspace: space.yaml\nstorage_path: {tmp_path / 'exp'}\n"
                                        "trial: {encoder_weights: imagenet}\n")
-    env_home = {"KERAS_HOME": str(tmp_path / "keras"), "POLYP_RAY_VGG16_WEIGHTS": ""}
+    env_home = {"KERAS_HOME": str(tmp_path / "keras"), "POLYP_RAY_MIRROR": "http://127.0.0.1:1"}
     proc = subprocess.run([sys.executable, "-m", "polyp_ray.search", "--job", str(tmp_path / "job.yaml")],
                           cwd=tmp_path, env={**os.environ, **env_home}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
@@ -84,3 +88,68 @@ def test_a_local_search_asking_for_a_gpu_this_machine_lacks_stops_at_once(tmp_pa
                    cwd=tmp_path, timeout=300)
     assert proc.returncode == 2
     assert "resources.gpu: each trial asks for 1 GPU but this machine has 0" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("image_size=100", "--set: trial.image_size: must be a multiple of 32"),
+    ("trial.modle=unet", "--set: trial.modle: unknown key"),
+    ("data.val_fraction=0.95", "--set: trial.data.val_fraction"),
+])
+def test_a_bad_override_names_set_not_the_job_file(tmp_path: Path, override: str, expected: str) -> None:
+    proc = run_cli("--set", override, "--set", f"storage_path={tmp_path / 'exp'}", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert line.startswith(f"error: {expected}") and "default.yaml" not in line, line
+    assert not (tmp_path / "exp").exists()
+
+
+def test_debug_runs_one_epoch_whatever_the_jobs_asha_grace_period(tmp_path: Path) -> None:
+    # The default job's ASHA grace period is 2; a debug run has no ASHA.
+    out = tmp_path / "one"
+    proc = run_cli("--debug", "--set", "epochs=1", "--set", "image_size=32", "--set", "base_width=4",
+                   "--set", "data.synthetic_count=24", "--set", f"output_dir={out}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
+
+
+def test_a_debug_run_that_fails_on_its_data_leaves_no_folder(tmp_path: Path) -> None:
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "masks").mkdir()
+    (tmp_path / "data" / "images" / "a.png").write_bytes(b"not a png")
+    proc = run_cli("--debug", "--set", f"data.path={tmp_path / 'data'}", "--set", f"output_dir={tmp_path / 'run'}",
+                   cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9", "auto"])
+def test_an_unreachable_address_fails_fast_in_one_line(tmp_path: Path, address: str) -> None:
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:9\n")  # a cluster that died long ago
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+    env.pop("RAY_ADDRESS", None)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "polyp_ray.search", "--address", address,
+                           "--set", f"storage_path={tmp_path / 'exp'}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--address {address}: no Ray cluster answers at 127.0.0.1:9" in lines[0]
+    assert time.monotonic() - started < 120
+    assert not (tmp_path / "exp").exists()
+
+
+@pytest.mark.slow
+def test_without_address_a_search_starts_its_own_ray_despite_a_dead_cluster(tmp_path: Path) -> None:
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:9\n")
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+    env.pop("RAY_ADDRESS", None)
+    job = write_job(tmp_path, "own", tmp_path / "exp", num_samples=1, max_epochs=1, grace_period=1,
+                    space="model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n")
+    proc = subprocess.run([sys.executable, "-m", "polyp_ray.search", "--job", str(job), "--name", "own-1",
+                           "--no-report"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (tmp_path / "exp" / "own-1" / "polyp_ray" / "trials.csv").exists()

@@ -5,7 +5,8 @@ before it talks to a cloud (``prepare_config`` merges the provider defaults, ``v
 checks ``ray-schema.json``). The provider bootstrap that follows in ``ray up`` needs cloud
 credentials and is not run. Then the properties the search relies on are checked: explicit
 resources, a GPU worker type, the Ray version pinned in the image and the install, token
-authentication on every node.
+authentication on every node, no mount of a folder only our machines have, and shipped jobs that
+name data every user can get (synthetic, or a public dataset fetched on the head).
 """
 
 from __future__ import annotations
@@ -95,6 +96,22 @@ def test_installs_project_with_gpu_extra_and_pinned_ray(config_path: Path) -> No
     assert pins == {ray.__version__}, f"setup pins Ray {pins}, the venv has {ray.__version__}"
     project_dir = next(remote for remote, local in raw["file_mounts"].items() if local in (".", "./"))
     assert any(project_dir.replace("~", "$HOME") in c or project_dir in c for c in installs if "[gpu]" in c)
+
+
+def test_mounts_only_what_every_user_has(config_path: Path) -> None:
+    # `ray up` fails on a local path that does not exist: the repository and the user's own token
+    # folder exist everywhere; a dataset beside our clones (../shared/...) does not.
+    for remote, local in load(config_path)["file_mounts"].items():
+        assert local in (".", "./") or local.startswith("~/"), f"file_mounts: {remote}: {local}"
+
+
+@pytest.mark.parametrize("job", sorted((ROOT / "jobs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_jobs_name_data_every_user_can_get(job: Path) -> None:
+    from polyp_ray.config import SYNTHETIC
+    from polyp_ray.data.public import PUBLIC_DATASETS
+
+    path = load(job)["data"]["path"]
+    assert path == SYNTHETIC or path in PUBLIC_DATASETS, f"{job.name}: data.path {path!r}"
 
 
 def test_idle_timeout_and_max_workers(config_path: Path) -> None:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from polyp_ray.config import TrialConfig, apply_overrides, load_job_config, load_trial_config
+from polyp_ray.config import TrialConfig, apply_overrides, load_job_config, trial_from_dict
 from polyp_ray.errors import ConfigError
 
 
@@ -52,10 +52,10 @@ def test_overrides_are_parsed_as_yaml_and_nest() -> None:
 
 def test_trial_config_defaults_are_valid_and_ints_accepted_for_floats() -> None:
     TrialConfig().validate("defaults")
-    config = load_trial_config(None, ["aug_strength=0"])
+    config = trial_from_dict({"aug_strength": 0}, "defaults")
     assert config.aug_strength == 0.0 and isinstance(config.aug_strength, float)
     with pytest.raises(ConfigError, match="defaults: learning_rate: must be in"):
-        load_trial_config(None, ["learning_rate=2"])
+        trial_from_dict({"learning_rate": 2}, "defaults")
 
 
 def test_a_top_level_list_is_refused(tmp_path: Path) -> None:

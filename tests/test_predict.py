@@ -112,3 +112,21 @@ def test_overlay_tints_only_the_mask() -> None:
     mask[2:8, 2:8] = True
     out = overlay(image, mask)
     assert (out[~mask] == 100).all() and (out[mask][:, 1] > 100).all()
+
+
+@pytest.mark.parametrize("model", ["unet", "vgg16_unet", "encoder_decoder"])
+def test_predict_loads_each_family_in_a_fresh_process(model: str, tmp_path: Path) -> None:
+    # A fresh process has imported nothing that registers our custom layers (VGG16's preprocessing).
+    import subprocess
+    import sys
+
+    from polyp_ray.models import build_model
+
+    path = tmp_path / f"{model}.keras"
+    build_model(model, 32, 4).save(path)
+    write_pair(tmp_path, "images", "masks", "frame", size=(50, 30))
+    proc = subprocess.run([sys.executable, "-m", "polyp_ray.predict", "--model", str(path),
+                           "--images", str(tmp_path / "images"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert Image.open(tmp_path / "out" / "frame_mask.png").size == (50, 30)

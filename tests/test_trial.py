@@ -9,8 +9,9 @@ import pytest
 
 from polyp_ray.config import DataConfig, TrialConfig
 from polyp_ray.errors import ConfigError, TrainingDiverged
-from polyp_ray.models.saving import checkpoint_model
-from polyp_ray.trial import STATE_FILE, run_trial
+from polyp_ray.models import build_model, set_encoder_trainable
+from polyp_ray.models.saving import checkpoint_model, load_model
+from polyp_ray.trial import STATE_FILE, _compile, run_trial, unfreeze_encoder
 
 EPOCH_KEYS = {"epoch", "loss", "val_loss", "val_dice", "val_iou", "val_miou_2class", "epoch_s", "train_images_per_s"}
 
@@ -55,16 +56,34 @@ def test_reports_every_epoch_with_checkpoints_and_evaluates_test(tmp_path: Path)
     assert len(list((tmp_path / "out" / "predictions").glob("*.png"))) == 2
 
 
-def test_resumes_from_a_checkpoint_without_retraining_done_epochs(tmp_path: Path) -> None:
-    first = Recorder(tmp_path / "a")
-    (tmp_path / "a").mkdir()
-    run_trial(_config(tmp_path, epochs=1, evaluate_test=False), first)
+class Crash(Exception):
+    pass
+
+
+class CrashAfterFirstEpoch(Recorder):
+    def report(self, metrics: dict, checkpoint_dir: Path) -> None:
+        super().report(metrics, checkpoint_dir)
+        raise Crash
+
+
+def test_a_resumed_trial_carries_on_its_learning_rate_and_optimizer_step(tmp_path: Path) -> None:
+    for name in ("full", "a", "b"):
+        (tmp_path / name).mkdir()
+    config = _config(tmp_path, epochs=3, evaluate_test=False)
+    full = Recorder(tmp_path / "full")
+    run_trial(config, full)
+    with pytest.raises(Crash):
+        run_trial(config, CrashAfterFirstEpoch(tmp_path / "a"))
     resumed = Recorder(tmp_path / "b", restore_from=tmp_path / "a" / "epoch1")
-    (tmp_path / "b").mkdir()
-    result = run_trial(_config(tmp_path, epochs=3, evaluate_test=False), resumed)
+    result = run_trial(config, resumed)
     assert [r["epoch"] for r in resumed.rows] == [2, 3]
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
-    assert result.history[0]["loss"] == first.rows[0]["loss"]
+    # The schedule goes on where the interrupted run was, not from the start and not at 0.
+    np.testing.assert_allclose([r["learning_rate"] for r in resumed.rows],
+                               [r["learning_rate"] for r in full.rows[1:]], rtol=1e-5)
+    assert resumed.rows[0]["learning_rate"] > 0.1 * config.learning_rate
+    steps = 12 // config.batch_size  # 24 synthetic pairs, half of them train
+    assert int(result.model.optimizer.iterations.numpy()) == 3 * steps
 
 
 def test_nan_loss_stops_the_trial_with_a_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,8 +99,56 @@ def test_batch_larger_than_training_split_is_refused(tmp_path: Path) -> None:
         run_trial(_config(tmp_path, batch_size=64), Recorder(tmp_path))
 
 
-def test_frozen_encoder_unfreezes_after_its_epochs(tmp_path: Path) -> None:
+def test_a_frozen_encoder_does_not_move_until_it_is_unfrozen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import polyp_ray.trial as trial_module
+
+    initial: list[np.ndarray] = []
+
+    def spy(*args, **kwargs):
+        model = build_model(*args, **kwargs)
+        initial.extend(w.copy() for w in model.get_layer("encoder").get_weights())
+        return model
+
+    monkeypatch.setattr(trial_module, "build_model", spy)
     result = run_trial(_config(tmp_path, model="vgg16_unet", freeze_encoder_epochs=1, evaluate_test=False),
                        Recorder(tmp_path))
     assert result.model is not None and result.model.get_layer("encoder").trainable
-    assert len(result.history) == 2
+    after_frozen = load_model(checkpoint_model(tmp_path / "epoch1")).get_layer("encoder").get_weights()
+    after_unfrozen = result.model.get_layer("encoder").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(initial, after_frozen, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(initial, after_unfrozen, strict=True))
+
+
+def test_the_first_update_after_unfreezing_is_no_larger_than_the_learning_rate(tmp_path: Path) -> None:
+    config = _config(tmp_path, model="vgg16_unet", freeze_encoder_epochs=1)
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 32, 32, 3), dtype=np.float32)
+    masks = (rng.random((8, 32, 32, 1)) > 0.7).astype(np.float32)
+    steps = 2
+    model = build_model("vgg16_unet", 32, base_width=4)
+    set_encoder_trainable(model, False)
+    _compile(model, config, steps)
+    model.fit(images, masks, batch_size=4, epochs=3, verbose=0)  # the frozen epochs: the decoder trains
+    unfreeze_encoder(model, config, steps)
+    encoder = model.get_layer("encoder")
+    before = [w.copy() for w in encoder.get_weights()]
+    learning_rate = float(model.optimizer.learning_rate)
+    assert learning_rate < config.learning_rate  # the schedule carried on past the frozen steps
+    model.train_on_batch(images[:4], masks[:4])
+    largest = max(float(np.abs(a - b).max()) for a, b in zip(encoder.get_weights(), before, strict=True))
+    assert 0 < largest <= learning_rate * 1.001
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_a_trial_trains_under_mixed_precision(tmp_path: Path, precision: str) -> None:
+    import keras
+
+    try:
+        result = run_trial(_config(tmp_path, precision=precision, epochs=1), Recorder(tmp_path))
+        assert result.model is not None
+        assert result.model.get_layer("enc1_a_conv").compute_dtype == precision.removeprefix("mixed_")
+        assert result.model.get_layer("mask").compute_dtype == "float32"
+        assert np.isfinite(result.history[0]["loss"]) and 0 <= result.history[0]["val_dice"] <= 1
+        assert result.test is not None and result.test["summary"]["n_images"] == 6
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -1,4 +1,5 @@
-"""Data: find pairs in known layouts, validate, split, decode once per size, feed tf.data."""
+"""Data: find pairs in known layouts, validate, group near-duplicates, split, decode once per size, feed
+tf.data (docs/data.md)."""
 
 from polyp_ray.data.dataset import (
     DatasetInfo,

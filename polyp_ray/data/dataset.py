@@ -1,35 +1,39 @@
-"""From a DataConfig to validated, split, decoded arrays: the dataset every trial trains on.
+"""From a DataConfig to validated, grouped, split, decoded arrays: the dataset every trial trains on.
 
-Decoding and resizing happen once per (dataset, image size, threshold): the result is an on-disk cache
-keyed by the dataset's content hash, so every later trial and run just maps the arrays.
+``describe_dataset`` is the gate: it finds the pairs, validates every file in one pass (all problems
+in one DataError), groups near-duplicates and splits. Decoding and resizing for training happen once
+per (dataset, image size, mask threshold): an on-disk cache keyed by the dataset's content hash, so
+every later trial and run just maps the arrays.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from PIL import Image
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from polyp_ray.config import DataConfig
-from polyp_ray.data.images import read_pair
+from polyp_ray.data.groups import TWIN, cross_split_twins, find_groups
 from polyp_ray.data.layouts import Pair, discover_pairs
+from polyp_ray.data.split import csv_groups, split_stems
 from polyp_ray.data.synthetic import synthetic_dataset
+from polyp_ray.data.validation import RULE, Checked, check_pair, coverage_problems, remember, validate_pairs
 from polyp_ray.errors import DataError
 
 SPLITS = ("train", "val", "test")
+SHOWN_TWINS = 10  # split_warnings lists this many cross-split twins, then a count
 
 
 @dataclass
 class DatasetInfo:
-    """What a dataset is: where, which layout, how many pairs, its content hash and its split."""
+    """What a dataset is: where, which layout, how many pairs, its content hash, its groups and split."""
 
     root: str
     layout: str
@@ -38,18 +42,52 @@ class DatasetInfo:
     split_seed: int
     split: dict[str, list[str]]
     groups_csv: str | None = None
+    group_source: str = "none"  # "csv", "near-duplicates", "near-duplicates + consecutive frames", "none"
+    n_groups: int = 0  # 0 when images were split one by one
+    largest_group: int = 0
+    groups: dict[str, str] = field(default_factory=dict)  # stem -> group name
+    cross_split_twins: list[dict] = field(default_factory=list)  # val/test images with a twin in training
 
     def to_json(self) -> dict:
         return asdict(self)
 
+    def group_summary(self) -> str:
+        """One line: how the pairs were grouped before splitting."""
+        if not self.n_groups:
+            return f"{self.n_pairs} pairs split one by one (no grouping)"
+        return (f"{self.n_pairs} pairs in {self.n_groups} groups ({self.group_source}; "
+                f"largest {self.largest_group})")
+
+    def announce(self) -> None:
+        """Before a run: the grouping and split sizes on stdout, each split warning on stderr."""
+        sizes = " / ".join(str(len(self.split[k])) for k in ("train", "val", "test"))
+        print(f"dataset: {self.group_summary()}; split {sizes} (train / val / test)", flush=True)
+        for line in self.split_warnings():
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+
+    def split_warnings(self) -> list[str]:
+        """Lines to print before a search: near-duplicates across splits, a group that dwarfs the rest."""
+        lines = [f"{t['split']} image {t['stem']} has a near-duplicate in training: {t['train_stem']} "
+                 f"(thumbnail correlation {t['similarity']:.3f} > {TWIN})"
+                 for t in self.cross_split_twins[:SHOWN_TWINS]]
+        if len(self.cross_split_twins) > SHOWN_TWINS:
+            lines.append(f"... and {len(self.cross_split_twins) - SHOWN_TWINS} more val/test images with a "
+                         "near-duplicate in training (dataset.json: cross_split_twins)")
+        if self.largest_group > self.n_pairs / 2:
+            lines.append(f"one group holds {self.largest_group} of {self.n_pairs} pairs ({self.group_source}): "
+                         "the split cannot be balanced; check data.groups_csv or set data.group_near_duplicates: false")
+        return lines
+
 
 @dataclass
 class SplitArrays:
-    """One split at one image size: uint8 images [N, S, S, 3] and 0/1 uint8 masks [N, S, S, 1]."""
+    """One split at one image size: uint8 images [N, S, S, 3] and 0/1 uint8 masks [N, S, S, 1], plus
+    (val and test only) each mask at its image's original size, 0/1 uint8 [H_i, W_i], for scoring."""
 
     images: np.ndarray
     masks: np.ndarray
     stems: list[str]
+    truths: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -63,87 +101,63 @@ class PreparedData:
 
 
 def describe_dataset(config: DataConfig) -> tuple[DatasetInfo, list[Pair]]:
-    """Find the pairs, refuse unpaired files, hash the content and split it (no decoding yet)."""
-    root = dataset_root(config)
-    layout, pairs, problems = discover_pairs(root, config.layout, config.image_dir, config.mask_dir)
-    if problems:
-        raise DataError(_problem_report(root, problems))
-    if config.limit:
-        pairs = pairs[: config.limit]
-    if len(pairs) < 3:
-        raise DataError(f"{root}: only {len(pairs)} image/mask pairs; need at least 3 to split")
-    split = split_stems([p.stem for p in pairs], config)
-    info = DatasetInfo(str(root), layout.name, len(pairs), fingerprint(pairs), config.split_seed, split,
-                       config.groups_csv)
+    """Find and validate the pairs (every problem in one DataError), group and split them."""
+    info, pairs, _ = _describe(config)
     return info, pairs
 
 
+def _describe(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
+    root = dataset_root(config)
+    layout, pairs, problems = discover_pairs(root, config.layout, config.image_dir, config.mask_dir)
+    if config.limit:
+        pairs = pairs[: config.limit]
+    sha256, checked, bad_files = validate_pairs(pairs, config)
+    problems = sorted([*problems, *bad_files]) + coverage_problems(checked, config, root)
+    if problems:
+        raise DataError(_problem_report(root, problems))
+    if len(pairs) < 3:
+        raise DataError(f"{root}: only {len(pairs)} image/mask pairs; need at least 3 to split")
+    stems = [p.stem for p in pairs]
+    groups, source = None, "none"
+    if config.groups_csv:
+        groups, source = csv_groups(stems, config), "csv"
+    elif config.group_near_duplicates:
+        groups, source = find_groups(stems, checked.thumbs)
+    split = split_stems(stems, config, groups)
+    remember(checked, sha256, config)
+    sizes = Counter(groups or [])
+    info = DatasetInfo(str(root), layout.name, len(pairs), sha256, config.split_seed, split, config.groups_csv,
+                       source, len(sizes), max(sizes.values(), default=0),
+                       dict(zip(stems, groups, strict=True)) if groups else {},
+                       cross_split_twins(split, stems, checked.thumbs))
+    return info, pairs, checked
+
+
 def dataset_root(config: DataConfig) -> Path:
+    """The folder to read: generated for "synthetic", downloaded once for a public dataset's name
+    (polyp_ray.data.public, e.g. "kvasir-seg"), otherwise the path itself."""
+    from polyp_ray.data.public import PUBLIC_DATASETS, public_dataset_root
+
     if config.is_synthetic:
         cache = config.resolved_cache_dir()
         return synthetic_dataset(cache, config.synthetic_count, config.synthetic_seed)
+    if config.path in PUBLIC_DATASETS:
+        return public_dataset_root(config.path, config.resolved_cache_dir())
     return Path(config.path).expanduser().resolve()
 
 
-def fingerprint(pairs: list[Pair]) -> str:
-    digest = hashlib.sha256()
-    for pair in pairs:
-        digest.update(pair.stem.encode())
-        for path in (pair.image, pair.mask):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def split_stems(stems: list[str], config: DataConfig) -> dict[str, list[str]]:
-    """A seeded train/val/test split; with groups, no group straddles two splits."""
-    stems = sorted(stems)
-    groups = _groups(stems, config) if config.groups_csv else None
-    rest, test = _split_off(stems, groups, config.test_fraction, config.split_seed)
-    val: list[str] = []
-    if config.val_fraction > 0:
-        share = config.val_fraction / (1.0 - config.test_fraction)
-        rest_groups = [groups[stems.index(s)] for s in rest] if groups else None
-        rest, val = _split_off(rest, rest_groups, share, config.split_seed + 1)
-    if not rest or not test:
-        raise DataError(f"{config.path}: too few pairs ({len(stems)}) for the requested split")
-    return {"train": sorted(rest), "val": sorted(val), "test": sorted(test)}
-
-
-def _split_off(
-    stems: list[str], groups: list[str] | None, fraction: float, seed: int
-) -> tuple[list[str], list[str]]:
-    if groups is None:
-        keep, taken = train_test_split(stems, test_size=fraction, random_state=seed)
-        return list(keep), list(taken)
-    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    keep_idx, taken_idx = next(splitter.split(stems, groups=groups))
-    return [stems[i] for i in keep_idx], [stems[i] for i in taken_idx]
-
-
-def _groups(stems: list[str], config: DataConfig) -> list[str]:
-    path = Path(str(config.groups_csv)).expanduser()
-    if not path.is_file():
-        raise DataError(f"{path}: groups CSV not found")
-    table = pd.read_csv(path, dtype=str)
-    for column in ("stem", config.group_column):
-        if column not in table.columns:
-            raise DataError(f"{path}: no column {column!r} (columns: {list(table.columns)})")
-    mapping = dict(zip(table["stem"], table[config.group_column], strict=True))
-    missing = [s for s in stems if s not in mapping]
-    if missing:
-        raise DataError(f"{path}: no group for {len(missing)} stems, e.g. {missing[0]!r}")
-    return [mapping[s] for s in stems]
-
-
 def prepare_data(config: DataConfig, image_size: int) -> PreparedData:
-    """Validated, decoded, resized and split arrays for one image size (decoded once, then cached)."""
-    info, pairs = describe_dataset(config)
+    """Validated, decoded, resized and split arrays for one image size (decoded once, then cached);
+    val and test also carry their original-size masks (``SplitArrays.truths``)."""
+    info, pairs, checked = _describe(config)
     images, masks = decoded_arrays(pairs, info.sha256, image_size, config)
     index = {p.stem: i for i, p in enumerate(pairs)}
     splits = {}
     for name in SPLITS:
-        rows = np.array([index[s] for s in info.split[name]], dtype=np.int64)
-        splits[name] = SplitArrays(np.asarray(images[rows]), np.asarray(masks[rows]), info.split[name])
+        rows = [index[s] for s in info.split[name]]
+        truths = None if name == "train" else [checked.truth(i) for i in rows]
+        picked = np.array(rows, dtype=np.int64)
+        splits[name] = SplitArrays(np.asarray(images[picked]), np.asarray(masks[picked]), info.split[name], truths)
     return PreparedData(info, image_size, splits)
 
 
@@ -152,7 +166,7 @@ def decoded_arrays(
 ) -> tuple[np.ndarray, np.ndarray]:
     """All pairs decoded at ``image_size``, from the cache when present (memory-mapped)."""
     cache = config.resolved_cache_dir() / "decoded"
-    key = f"{sha256[:20]}-n{len(pairs)}-s{image_size}-t{config.mask_threshold}"
+    key = f"{sha256[:20]}-n{len(pairs)}-s{image_size}-t{config.mask_threshold}-{RULE}"
     image_file, mask_file = cache / f"{key}-images.npy", cache / f"{key}-masks.npy"
     if image_file.exists() and mask_file.exists():
         return np.load(image_file, mmap_mode="r"), np.load(mask_file, mmap_mode="r")
@@ -167,21 +181,20 @@ def decoded_arrays(
 
 
 def decode_all(pairs: list[Pair], image_size: int, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode and check every pair; every bad file is reported, each on its own line."""
+    """Decode and check every pair at ``image_size``; every bad file is reported, each on its own line."""
     images = np.zeros((len(pairs), image_size, image_size, 3), dtype=np.uint8)
     masks = np.zeros((len(pairs), image_size, image_size, 1), dtype=np.uint8)
     problems: list[str] = []
 
     def load(i: int) -> None:
-        try:
-            image, mask = read_pair(pairs[i], threshold)
-        except DataError as err:
-            problems.append(str(err))
+        image, mask, found = check_pair(pairs[i], threshold)
+        if image is None or mask is None:
+            problems.extend(found)
             return
         images[i] = np.asarray(Image.fromarray(image).resize((image_size, image_size), Image.Resampling.BILINEAR))
         # Resize the 0/255 mask smoothly, then threshold: borders stay smooth at any scale.
-        small = np.asarray(Image.fromarray(mask).resize((image_size, image_size), Image.Resampling.BILINEAR))
-        masks[i, ..., 0] = small > 127
+        small = Image.fromarray(mask * np.uint8(255)).resize((image_size, image_size), Image.Resampling.BILINEAR)
+        masks[i, ..., 0] = np.asarray(small) > 127
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         list(pool.map(load, range(len(pairs))))

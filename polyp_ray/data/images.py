@@ -1,80 +1,100 @@
-"""Decode one image/mask pair into uint8 arrays, converting what can be converted and naming the file
-for what cannot.
+"""Open image files that users bring, or say in one line, naming the file, why not.
 
 Pillow decodes every format (TensorFlow's decoders do not read TIFF); grayscale, palette, RGBA and
-16-bit files are converted to 8-bit RGB images and single-channel masks instead of being rejected.
+16-bit images are converted to 8-bit RGB instead of being rejected. Masks are read by ``masks.py``,
+which must see the file's own values before any colour conversion.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from polyp_ray.data.layouts import Pair
 from polyp_ray.errors import DataError
 
-# A mask is binarisable when nearly all its pixels sit clearly on one side of the threshold;
-# JPEG noise (Kvasir: 0..8 and 246..255) and anti-aliased borders stay far below this share.
-AMBIGUOUS_LOW, AMBIGUOUS_HIGH = 32, 223
-MAX_AMBIGUOUS_SHARE = 0.10
+# Larger images are refused from their header, before decoding: a 14000x14000 PNG would take
+# gigabytes to decode, and no endoscope records more than 4K (8.3 megapixels).
+MAX_PIXELS = 50_000_000
+
+
+def file_problem(path: Path, err: OSError) -> str:
+    """Why ``path`` could not be read, in words a user can act on."""
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link (points to {os.readlink(path)})"
+    if isinstance(err, PermissionError):
+        return "not readable (permission denied)"
+    if isinstance(err, IsADirectoryError) or path.is_dir():
+        return "a folder, not an image file"
+    if isinstance(err, FileNotFoundError):
+        return "file not found"
+    return f"not readable ({err.strerror or err})"
+
+
+def open_image(path: Path) -> Image.Image:
+    """The fully decoded image, or a DataError naming the file (missing, unreadable, truncated, too large)."""
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise DataError(_too_large(path, img.width, img.height))
+            img.load()  # forces a full decode, so truncated files fail here and not mid-training
+            return img.copy()
+    except DataError:
+        raise
+    except Image.DecompressionBombError as err:  # Pillow's own limit, above ours; raised from the header
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(pixels.group(1)):,} pixels; " if pixels else ""
+        raise DataError(f"{path}: image too large ({size}the limit is {MAX_PIXELS:,})") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        raise DataError(f"{path}: {file_problem(path, err)}") from None
+    except Exception as err:  # a corrupt file can make a decoder raise almost anything
+        raise DataError(f"{path}: unreadable or truncated image ({type(err).__name__}: {err})") from None
+
+
+def _too_large(path: Path, width: int, height: int) -> str:
+    return (f"{path}: image too large ({width}x{height} = {width * height:,} pixels; "
+            f"the limit is {MAX_PIXELS:,})")
 
 
 def read_image(path: Path) -> np.ndarray:
     """An RGB uint8 array [H, W, 3]."""
-    return _to_uint8(_open(path), rgb=True, path=path)
+    return to_rgb(open_image(path), path)
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """A single-channel uint8 array [H, W]: 0..255 grey levels, a 0/1 label map scaled to 0/255."""
-    mask = _to_uint8(_open(path), rgb=False, path=path)
-    if mask.max() == 1:  # a label map with 1 = polyp
-        mask = mask * np.uint8(255)
-    return mask
-
-
-def read_pair(pair: Pair, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """The image [H, W, 3] and the mask binarised at ``> threshold`` as 0/255 [H, W]."""
-    image = read_image(pair.image)
-    mask = read_mask(pair.mask)
-    if image.shape[:2] != mask.shape:
-        raise DataError(
-            f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {pair.image.name} "
-            f"is {image.shape[1]}x{image.shape[0]}"
-        )
-    ambiguous = float(np.mean((mask > AMBIGUOUS_LOW) & (mask < AMBIGUOUS_HIGH)))
-    if ambiguous > MAX_AMBIGUOUS_SHARE:
-        raise DataError(
-            f"{pair.mask}: mask is not binarisable ({ambiguous:.0%} of pixels are mid-grey; "
-            "expected black background and white polyp)"
-        )
-    return image, np.where(mask > threshold, 255, 0).astype(np.uint8)
-
-
-def _open(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            img.load()  # forces a full decode, so truncated files fail here and not mid-training
-            return img.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: unreadable or truncated image ({err})") from None
-
-
-def _to_uint8(img: Image.Image, rgb: bool, path: Path) -> np.ndarray:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        wide = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if wide.max() > 255 else 255.0
-        grey = np.clip(wide * (255.0 / top), 0, 255).astype(np.uint8)
-        img = Image.fromarray(grey, mode="L")
-    elif img.mode == "F":
-        img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8), mode="L")
-    target = "RGB" if rgb else "L"
+def to_rgb(img: Image.Image, path: Path) -> np.ndarray:
+    """Any image mode as RGB uint8 [H, W, 3]."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        img = Image.fromarray(wide_to_uint8(np.asarray(img)), mode="L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA").convert(target)
-    elif img.mode != target:
-        img = img.convert(target)
-    array = np.asarray(img, dtype=np.uint8)
+        img = img.convert("RGBA")  # the colours as stored: an image's alpha carries no meaning here
+    array = np.asarray(img.convert("RGB") if img.mode != "RGB" else img, dtype=np.uint8)
     if array.size == 0:
         raise DataError(f"{path}: image has no pixels")
     return array
+
+
+def wide_to_uint8(values: np.ndarray) -> np.ndarray:
+    """16/32-bit or float grey levels as 0..255: scaled by the bit depth the values use.
+
+    Values up to 255 are kept as they are (8-bit data in a 16-bit file), floats up to 1.0 are read as
+    a 0..1 scale, and anything larger is scaled by the smallest full range that holds its maximum
+    (12-bit 0..4095, 16-bit 0..65535), so a 12-bit mask is not mistaken for a dark 16-bit one.
+    """
+    floating = np.issubdtype(np.asarray(values).dtype, np.floating)
+    values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    values = np.clip(values, 0, None)
+    top = float(values.max()) if values.size else 0.0
+    if floating and 0 < top <= 1.0 and not _integral(values):
+        scale = 255.0
+    elif top <= 255:
+        scale = 1.0
+    else:
+        scale = 255.0 / (2.0 ** int(top).bit_length() - 1)
+    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+
+
+def _integral(values: np.ndarray) -> bool:
+    return bool(np.all(values == np.rint(values)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from polyp_ray.errors import DataError
 
-IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".webp")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def discover_pairs(
     image_dir: str | None = None,
     mask_dir: str | None = None,
 ) -> tuple[Layout, list[Pair], list[str]]:
-    """Return the layout, the pairs sorted by stem, and one problem line per unpaired file.
+    """Return the layout, the pairs sorted by stem, and one problem line per unpaired file, per folder
+    named like an image and per second file with the same stem.
 
     ``layout="folders"`` (or giving ``image_dir``/``mask_dir``) uses the user's own pair of folders.
     """
@@ -56,9 +57,10 @@ def discover_pairs(
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
     chosen = _choose_layout(root, layout, image_dir, mask_dir)
-    images = _index_folder(root / chosen.image_dir)
-    masks = _index_folder(root / chosen.mask_dir)
-    problems = [f"{images[s]}: image has no mask in {root / chosen.mask_dir}"
+    images, problems = _index_folder(root / chosen.image_dir)
+    masks, mask_problems = _index_folder(root / chosen.mask_dir)
+    problems += mask_problems
+    problems += [f"{images[s]}: image has no mask in {root / chosen.mask_dir}"
                 for s in sorted(images.keys() - masks.keys())]
     problems += [f"{masks[s]}: mask has no image in {root / chosen.image_dir}"
                  for s in sorted(masks.keys() - images.keys())]
@@ -83,16 +85,25 @@ def _choose_layout(root: Path, layout: str, image_dir: str | None, mask_dir: str
     raise DataError(f"{root}: no known layout found (expected one of: {expected}; or set data.image_dir/mask_dir)")
 
 
-def _index_folder(folder: Path) -> dict[str, Path]:
+def _index_folder(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """The folder's image files by stem, and a problem line for each entry that cannot be one.
+
+    Broken symbolic links stay in the index: they are meant to be images, and reading them reports
+    them by name, instead of their partner being called unpaired.
+    """
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found")
     index: dict[str, Path] = {}
+    problems: list[str] = []
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
             continue
-        if path.stem in index:
-            raise DataError(f"{path}: two files share the stem {path.stem!r} ({index[path.stem].name})")
-        index[path.stem] = path
-    if not index:
+        if path.is_dir():
+            problems.append(f"{path}: a folder, not an image file")
+        elif path.stem in index:
+            problems.append(f"{path}: two files share the stem {path.stem!r} ({index[path.stem].name})")
+        else:
+            index[path.stem] = path
+    if not index and not problems:
         raise DataError(f"{folder}: empty folder (no {'/'.join(IMAGE_SUFFIXES)} files)")
-    return index
+    return index, problems

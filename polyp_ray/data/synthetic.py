@@ -1,13 +1,15 @@
 """A synthetic polyp dataset: textured mucosa with one or more irregular, shaded polyps and exact masks.
 
 It lets the embedded default job and the unit tests run on a machine that has no real data. It is
-written once, in the Kvasir layout (``images/`` + ``masks/``), into the cache folder and reused.
+written once, in the Kvasir layout (``images/`` + ``masks/``), into the cache folder and reused. A
+video variant (panning sequences, CVC-ClinicDB layout) exercises the near-duplicate grouping.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +21,57 @@ SIZES = ((176, 160), (192, 160), (160, 144), (208, 176))  # (width, height): siz
 def synthetic_dataset(cache_dir: Path, count: int = 120, seed: int = 0) -> Path:
     """The folder of a synthetic set with ``count`` pairs, generated on first use."""
     root = Path(cache_dir) / f"synthetic-n{count}-s{seed}"
+
+    def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        for index in range(count):
+            width, height = SIZES[index % len(SIZES)]
+            yield f"synth_{index:04d}", *synthetic_pair(rng, width, height)
+
+    return _written(root, "images", "masks", pairs)
+
+
+def synthetic_video_dataset(cache_dir: Path, sequences: int = 6, frames: int = 8, seed: int = 0,
+                            step: int = 3) -> Path:
+    """A synthetic video set in the CVC-ClinicDB layout: ``sequences`` scenes, each filmed as ``frames``
+    consecutive frames by a camera panning ``step`` pixels per frame; stems are frame numbers 1..N.
+
+    Neighbouring frames are near-duplicates and a scene's first and last frames are less alike, as
+    in real colonoscopy videos: what leaks across a random split, for the grouping tests.
+    """
+    root = Path(cache_dir) / f"synthetic-video-{sequences}x{frames}-s{seed}-p{step}"
+    width, height = 160, 128
+
+    def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        number = 0
+        for _ in range(sequences):
+            pan = step * (frames - 1)
+            scene, scene_mask = synthetic_pair(rng, width + pan, height + pan)
+            direction = rng.choice([-1, 1], 2)
+            for k in range(frames):
+                x = k * step if direction[0] > 0 else pan - k * step
+                y = k * step if direction[1] > 0 else pan - k * step
+                noise = rng.normal(0, 4, (height, width, 3))  # a new sensor noise every frame
+                frame = np.clip(scene[y:y + height, x:x + width] + noise, 0, 255).astype(np.uint8)
+                number += 1
+                yield str(number), frame, scene_mask[y:y + height, x:x + width]
+
+    return _written(root, "Original", "Ground Truth", pairs)
+
+
+def _written(root: Path, image_dir: str, mask_dir: str,
+             pairs: Callable[[], Iterator[tuple[str, np.ndarray, np.ndarray]]]) -> Path:
+    """``root`` holding the generated pairs as PNGs, written once: into a temporary folder, then renamed."""
     done = root / ".complete"
     if done.exists():
         return root
     tmp = root.with_name(f"{root.name}.tmp{os.getpid()}")
-    (tmp / "images").mkdir(parents=True, exist_ok=True)
-    (tmp / "masks").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for index in range(count):
-        width, height = SIZES[index % len(SIZES)]
-        image, mask = synthetic_pair(rng, width, height)
-        Image.fromarray(image).save(tmp / "images" / f"synth_{index:04d}.png")
-        Image.fromarray(mask).save(tmp / "masks" / f"synth_{index:04d}.png")
+    (tmp / image_dir).mkdir(parents=True, exist_ok=True)
+    (tmp / mask_dir).mkdir(parents=True, exist_ok=True)
+    for stem, image, mask in pairs():
+        Image.fromarray(image).save(tmp / image_dir / f"{stem}.png")
+        Image.fromarray(mask).save(tmp / mask_dir / f"{stem}.png")
     (tmp / ".complete").touch()
     try:
         tmp.rename(root)

@@ -46,7 +46,9 @@ def load_model(path: Path, compile: bool = False) -> Any:
     """A ``.keras`` archive or checkpoint folder, with our layers and losses known to Keras."""
     import keras
 
-    import polyp_ray.models.blocks  # noqa: F401  registers FusedBatchNormalization for deserialisation
+    # A fresh process (a Ray worker, predict) has imported none of our model code: register every custom
+    # layer, or Keras cannot locate their classes.
+    import polyp_ray.models.layers  # noqa: F401
     from polyp_ray.losses import custom_objects
 
     return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)

@@ -1,20 +1,69 @@
-"""Pretrained encoder weights: found on local disk only (this project never downloads at run time).
+"""Pretrained encoder weights: the keras.applications ImageNet "notop" files, fetched the way Keras does.
 
-Kept free of Keras so a search can check, before any trial starts, that the weights it will need exist.
+``encoder_weights: imagenet`` uses ``KERAS_HOME/models/<file>`` (default ``~/.keras/models``) when it is
+there and passes its hash check, and otherwise downloads it with ``keras.utils.get_file`` (through
+``POLYP_RAY_MIRROR`` when set); a path uses that file. Importing this module does not import
+Keras/TensorFlow, so the search CLI resolves every encoder the space can sample before it starts Ray.
+
+On a cluster only the driver downloads: ``weights_payload`` reads the files it resolved, the bytes
+travel to the trials through Ray's object store, and ``install_payload`` writes them into each node's
+own Keras cache.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from polyp_ray.data.public import download, file_matches
 from polyp_ray.errors import ConfigError
 
-VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+@dataclass(frozen=True)
+class WeightsFile:
+    file: str  # its name in the Keras cache (KERAS_HOME/models)
+    origin: str  # Keras's public address
+    file_hash: str | None  # Keras's pinned hash (32 hex: MD5, 64: SHA-256); None where Keras pins none
 
 
-def resolve_vgg16_weights(weights: str) -> Path | None:
-    """None for random init; the local .h5 for "imagenet" or a path; a clear error when it is absent."""
+# From keras/src/applications/{vgg16,resnet,efficientnet,mobilenet_v2}.py (Keras 3.x), include_top=False.
+_TF = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_EFFICIENTNET = "https://storage.googleapis.com/keras-applications/"
+NOTOP_WEIGHTS: dict[str, WeightsFile] = {
+    "vgg16": WeightsFile("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                         f"{_TF}vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                         "6d6bbae143d832006294945121d1f1fc"),
+    "resnet50": WeightsFile("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                            f"{_TF}resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                            "4d473c1dd8becc155b73f8504c6f6626"),
+    "efficientnetb0": WeightsFile("efficientnetb0_notop.h5", f"{_EFFICIENTNET}efficientnetb0_notop.h5",
+                                  "50bc09e76180e00e4465e1a485ddc09d"),
+    "efficientnetb1": WeightsFile("efficientnetb1_notop.h5", f"{_EFFICIENTNET}efficientnetb1_notop.h5",
+                                  "74c4e6b3e1f6a1eea24c589628592432"),
+    "efficientnetb2": WeightsFile("efficientnetb2_notop.h5", f"{_EFFICIENTNET}efficientnetb2_notop.h5",
+                                  "111f8e2ac8aa800a7a99e3239f7bfb39"),
+    "efficientnetb3": WeightsFile("efficientnetb3_notop.h5", f"{_EFFICIENTNET}efficientnetb3_notop.h5",
+                                  "af6d107764bb5b1abb91932881670226"),
+    # alpha 1.0, rows 224: Keras's default (its file for any input size outside 96..224). The kernels
+    # do not depend on the input size, so they load into an encoder of any image_size. Keras pins no
+    # hash for MobileNetV2; a truncated download is still refused (Content-Length check).
+    "mobilenetv2": WeightsFile("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+                               f"{_TF}mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+                               None),
+}
+
+
+def keras_models_dir() -> Path:
+    """Where Keras caches application weights: ``$KERAS_HOME/models``, default ``~/.keras/models``."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "models"
+
+
+def resolve_weights(encoder: str, weights: str) -> Path | None:
+    """The local file ``encoder`` loads for ``weights``: None for "none"; the given file for a path; for
+    "imagenet" the Keras cache's file, downloaded first when absent or failing its hash check."""
     if weights in ("none", ""):
         return None
     if weights != "imagenet":
@@ -22,25 +71,48 @@ def resolve_vgg16_weights(weights: str) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"encoder_weights: {path}: weights file not found")
         return path
-    given = os.environ.get("POLYP_RAY_VGG16_WEIGHTS")
-    candidates = [Path(given).expanduser()] if given else []
-    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    candidates.append(keras_home / "models" / VGG16_NOTOP_FILE)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError(
-        f"encoder_weights: imagenet: {VGG16_NOTOP_FILE} not found (looked in "
-        f"{', '.join(str(c) for c in candidates)}); this machine cannot download it: copy the file there "
-        "(or set POLYP_RAY_VGG16_WEIGHTS to its path), or set encoder_weights: none to train from scratch"
-    )
+    spec = NOTOP_WEIGHTS.get(encoder)
+    if spec is None:
+        raise ConfigError(f"encoder_weights: imagenet: no ImageNet weights for encoder {encoder!r}; "
+                          f"known: {sorted(NOTOP_WEIGHTS)}")
+    target = keras_models_dir() / spec.file
+    if target.is_file() and file_matches(target, spec.file_hash):
+        return target
+    return download(spec.origin, target, spec.file_hash, f"encoder_weights: imagenet: {spec.file}",
+                    advice="or give its path as encoder_weights, or set encoder_weights: none to train from scratch",
+                    error=ConfigError)
 
 
-def resolve_weights(encoder: str, weights: str) -> Path | None:
-    """The local weights file ``encoder`` should load for ``weights`` ("none", "imagenet" or a path).
+def weights_payload(needed: Iterable[tuple[str, str]]) -> dict[str, bytes]:
+    """The Keras-cache files behind ``needed`` (encoder, weights) pairs, by file name, resolved (and
+    downloaded) here: what the driver ships to trials on other nodes. A path given as encoder_weights is
+    not shipped: it must exist on every node (shared storage)."""
+    payload: dict[str, bytes] = {}
+    for encoder, weights in needed:
+        if weights == "imagenet":
+            path = resolve_weights(encoder, weights)
+            assert path is not None
+            payload[path.name] = path.read_bytes()
+    return payload
 
-    Interface shared by the encoder registry and the downloader (being rewritten: fetch like Keras).
-    """
-    if encoder == "vgg16" or weights in ("none", "") or weights != "imagenet":
-        return resolve_vgg16_weights(weights)
-    raise ConfigError(f"encoder_weights: imagenet: no ImageNet weights known for encoder {encoder!r} yet")
+
+def install_payload(payload: Mapping[str, bytes]) -> None:
+    """Write each shipped file into this node's Keras cache where it is absent or fails its hash check;
+    the write is atomic (temporary file + rename), so trials starting together on one node are safe."""
+    models = keras_models_dir()
+    for name, data in payload.items():
+        spec = next((s for s in NOTOP_WEIGHTS.values() if s.file == name), None)
+        if spec is None:  # only known cache names, never a path from elsewhere
+            raise ValueError(f"install_payload: {name!r} is not a known weights file")
+        target = models / name
+        if target.is_file() and file_matches(target, spec.file_hash):
+            continue
+        models.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=models)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)

@@ -1,10 +1,11 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from polyp_ray.config import DataConfig
 from polyp_ray.data.dataset import split_stems
-from polyp_ray.errors import DataError
+from polyp_ray.errors import ConfigError, DataError
 
 STEMS = [f"s{i:03d}" for i in range(100)]
 
@@ -42,3 +43,32 @@ def test_group_csv_errors_name_the_file(tmp_path: Path) -> None:
     csv.write_text("stem,video\ns000,a\n")
     with pytest.raises(DataError, match=r"g.csv: no group for 99 stems"):
         split_stems(STEMS, config)
+
+
+def test_group_split_sizes_follow_the_image_fractions() -> None:
+    # Groups of 1 to 40 images: a split sized in groups (GroupShuffleSplit) would miss by dozens.
+    rng = np.random.default_rng(0)
+    sizes = [int(s) for s in rng.integers(1, 41, 30)]
+    groups = [f"g{g}" for g, size in enumerate(sizes) for _ in range(size)]
+    stems = [f"s{i:04d}" for i in range(len(groups))]
+    config = DataConfig(val_fraction=0.15, test_fraction=0.15, split_seed=5)
+    split = split_stems(stems, config, groups)
+    group_of = dict(zip(stems, groups, strict=True))
+    assert all(len({group_of[s] for s in split[a]} & {group_of[s] for s in split[b]}) == 0
+               for a, b in (("train", "val"), ("train", "test"), ("val", "test")))
+    for name in ("val", "test"):
+        assert abs(len(split[name]) - 0.15 * len(stems)) <= 20, (name, len(split[name]), len(stems))
+    assert split_stems(list(reversed(stems)), config, list(reversed(groups))) == split
+
+
+def test_singleton_groups_split_like_single_images() -> None:
+    config = DataConfig(val_fraction=0.2, test_fraction=0.1, split_seed=3)
+    split = split_stems(STEMS, config, STEMS)
+    assert (len(split["train"]), len(split["val"]), len(split["test"])) == (70, 20, 10)
+
+
+def test_a_search_needs_a_validation_split() -> None:
+    with pytest.raises(ConfigError) as err:
+        DataConfig(val_fraction=0.0).validate("job.yaml")
+    assert str(err.value).startswith("job.yaml: data.val_fraction: must be in (0, 1)")
+    DataConfig(val_fraction=0.05).validate("job.yaml")

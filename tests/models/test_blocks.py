@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from polyp_ray.models.blocks import BN_MOMENTUM, FusedBatchNormalization
+from polyp_ray.models.layers import BN_MOMENTUM, FusedBatchNormalization
 
 
 def _pair(shape: tuple[int, ...]) -> tuple[keras.layers.Layer, keras.layers.Layer, np.ndarray]:

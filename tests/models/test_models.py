@@ -1,10 +1,10 @@
+import h5py
 import keras
 import numpy as np
 import pytest
 
 from polyp_ray.errors import ConfigError
-from polyp_ray.models import MODELS, build_model, set_encoder_trainable
-from polyp_ray.models.weights import resolve_vgg16_weights
+from polyp_ray.models import ENCODERS, MODELS, build_model, freezable, resolved_encoder, set_encoder_trainable
 
 
 def test_unet_matches_the_notebook_parameter_count() -> None:
@@ -13,6 +13,8 @@ def test_unet_matches_the_notebook_parameter_count() -> None:
 
 def test_vgg16_unet_matches_the_notebook_parameter_count() -> None:
     assert build_model("vgg16_unet", 128, base_width=64).count_params() == 28_037_057
+    # the same model by its parts
+    assert build_model("unet", 128, base_width=64, encoder="vgg16").count_params() == 28_037_057
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -23,11 +25,28 @@ def test_every_model_maps_an_image_to_a_mask(name: str) -> None:
     assert 0.0 <= out.min() and out.max() <= 1.0
 
 
+def _concats(model: keras.Model) -> list[str]:
+    return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Concatenate)]
+
+
 def test_encoder_decoder_has_no_skip_connections() -> None:
-    plain = build_model("encoder_decoder", 64, base_width=4)
-    unet = build_model("unet", 64, base_width=4)
-    assert not [layer for layer in plain.layers if isinstance(layer, keras.layers.Concatenate)]
-    assert len([layer for layer in unet.layers if isinstance(layer, keras.layers.Concatenate)]) == 4
+    assert not _concats(build_model("encoder_decoder", 64, base_width=4))
+    assert not _concats(build_model("encoder_decoder", 64, base_width=4, encoder="resnet50"))
+    assert len(_concats(build_model("unet", 64, base_width=4))) == 4
+
+
+@pytest.mark.parametrize("encoder", ["conv", "vgg16", "resnet50"])
+def test_decoder_width_follows_base_width_alone(encoder: str) -> None:
+    # The block whose output is at stride s has base_width * s filters, whatever the encoder; encoders
+    # with a stride-2 first feature get one block more, to full resolution, without a skip.
+    model = build_model("unet", 64, base_width=8, encoder=encoder)
+    deepest = ENCODERS[encoder].strides[-1]
+    levels = deepest.bit_length() - 1
+    assert [model.get_layer(f"dec{level}_b_conv").filters for level in range(1, levels + 1)] == [
+        8 * 2 ** (level - 1) for level in range(1, levels + 1)]
+    expected_skips = {f"dec{s.bit_length()}_concat" for s in ENCODERS[encoder].strides[:-1]}
+    assert set(_concats(model)) == expected_skips
+    assert model.output.shape == (None, 64, 64, 1)
 
 
 def test_batchnorm_uses_moving_statistics_at_inference() -> None:
@@ -43,24 +62,6 @@ def test_batchnorm_uses_moving_statistics_at_inference() -> None:
     assert not np.allclose(alone[0], trained[0], atol=1e-3)
 
 
-def test_vgg16_preprocessing_is_applied_inside_the_model() -> None:
-    model = build_model("vgg16_unet", 32, base_width=4)
-    preprocess = model.get_layer("vgg16_preprocess")
-    white = np.ones((1, 2, 2, 3), np.float32)
-    out = keras.ops.convert_to_numpy(preprocess(white))
-    np.testing.assert_allclose(out[0, 0, 0], [255 - 103.939, 255 - 116.779, 255 - 123.68], rtol=1e-5)
-
-
-def test_missing_imagenet_weights_say_where_to_put_them(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.delenv("POLYP_RAY_VGG16_WEIGHTS", raising=False)
-    with pytest.raises(ConfigError) as err:
-        resolve_vgg16_weights("imagenet")
-    message = str(err.value)
-    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
-    assert str(tmp_path / "models") in message and "encoder_weights: none" in message
-
-
 def test_vgg16_weights_load_from_a_local_file(tmp_path) -> None:
     source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     path = tmp_path / "vgg.weights.h5"
@@ -72,9 +73,34 @@ def test_vgg16_weights_load_from_a_local_file(tmp_path) -> None:
         build_model("vgg16_unet", 32, base_width=4, encoder_weights=str(tmp_path / "missing.h5"))
 
 
+def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
+    from keras.src.legacy.saving import legacy_h5_format
+
+    path = tmp_path / "vgg16_notop.h5"  # the format of keras.applications' ImageNet files
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(
+            f, keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3)))
+    with pytest.raises(ConfigError) as err:
+        build_model("unet", 32, base_width=4, encoder="mobilenetv2", encoder_weights=str(path))
+    assert f"encoder_weights: {path}: not weights of a mobilenetv2 encoder (Layer count mismatch" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 def test_encoder_freezing() -> None:
     model = build_model("vgg16_unet", 32, base_width=4)
     total = len(model.trainable_weights)
     assert set_encoder_trainable(model, False)
     assert len(model.trainable_weights) == total - 26  # 13 conv layers x (kernel, bias)
     assert not set_encoder_trainable(build_model("unet", 32, base_width=4), False)
+
+
+def test_names_resolve_without_building() -> None:
+    assert resolved_encoder("vgg16_unet", "conv") == resolved_encoder("vgg16_unet", "vgg16") == "vgg16"
+    assert resolved_encoder("unet", "resnet50") == "resnet50"
+    assert resolved_encoder("encoder_decoder", "conv") == "conv"
+    with pytest.raises(ValueError, match="model: unet, encoder: resnet50"):
+        resolved_encoder("vgg16_unet", "resnet50")
+    assert freezable("vgg16_unet", "conv") and freezable("encoder_decoder", "mobilenetv2")
+    assert not freezable("unet", "conv") and not freezable("encoder_decoder", "conv")
+    assert {e for e in ENCODERS if freezable("unet", e)} == set(ENCODERS) - {"conv"}
+    assert MODELS["vgg16_unet"].pretrained_encoder and not MODELS["unet"].pretrained_encoder

@@ -1,7 +1,10 @@
+import subprocess
+import sys
+
 import keras
 import numpy as np
 
-from polyp_ray.models import build_model
+from polyp_ray.models import ENCODERS, build_model
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model, save_checkpoint_model
 
 
@@ -26,3 +29,28 @@ def test_a_checkpoint_from_before_the_folder_format_still_loads_and_exports(tmp_
     export_archive(tmp_path, tmp_path / "best.keras")
     assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "model.keras").read_bytes()
     assert load_model(checkpoint_model(tmp_path)).count_params() == model.count_params()
+
+
+def test_every_encoder_loads_in_a_fresh_process(tmp_path) -> None:
+    """A Ray worker or ``predict`` imports none of our model code before loading a checkpoint: every
+    custom layer must still be found (issue 10: "Could not locate class 'VGG16Preprocess'")."""
+    x = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
+    cases = [("unet", e) for e in ENCODERS] + [("encoder_decoder", "mobilenetv2"), ("vgg16_unet", "conv")]
+    for model_name, encoder in cases:
+        folder = tmp_path / f"{model_name}-{encoder}"
+        model = build_model(model_name, 64, 4, encoder=encoder)
+        save_checkpoint_model(model, folder)
+        np.save(folder / "expected.npy", keras.ops.convert_to_numpy(model(x, training=False)))
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import sys, pathlib, numpy as np\n"
+        "from polyp_ray.models.saving import load_model\n"
+        "root = pathlib.Path(sys.argv[1]); x = np.load(root / 'x.npy')\n"
+        "for folder in sorted(p for p in root.iterdir() if p.is_dir()):\n"
+        "    out = np.asarray(load_model(folder / 'model')(x, training=False))\n"
+        "    np.testing.assert_allclose(out, np.load(folder / 'expected.npy'), atol=1e-6)\n"
+        "    print(folder.name)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == sorted(f"{m}-{e}" for m, e in cases)

@@ -1,0 +1,145 @@
+"""After the trials: every trial's best checkpoint scored once on the test split (Ray tasks with the
+trials' own resources), trials.csv, and the winner copied to ``best/``.
+
+A failure while scoring one trial marks that trial (``test_error``) and the rest carry on: the table,
+the winner and the report are still written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import ray
+
+from polyp_ray.config import JobConfig, to_dict, trial_config_for
+from polyp_ray.data.dataset import PreparedData
+from polyp_ray.errors import PolypRayError
+from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
+
+
+def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], refs: dict[int, Any],
+                     ours: Path) -> pd.DataFrame:
+    rows: dict[str, dict[str, Any]] = {}
+    checkpoints: dict[str, Any] = {}
+    pending: dict[str, tuple[Any, Any]] = {}
+    task = ray.remote(_score_checkpoint).options(num_cpus=job.resources.cpu, num_gpus=job.resources.gpu)
+    for result in results:
+        row, best = _trial_row(result, job)
+        rows[row["trial_id"]] = row
+        if best is not None:
+            checkpoints[row["trial_id"]] = best[0]
+            config = trial_config_for(job, result.config or {}, cpu_threads=max(1, int(job.resources.cpu)))
+            out = ours / "trials" / row["trial_id"]
+            pending[row["trial_id"]] = (config, _test_scores(task, best, config, refs, out, row["trial_id"]))
+    for trial_id, (config, scores) in pending.items():
+        try:
+            body = _collect(scores, config, prepared[config.image_size], ours / "trials" / trial_id)
+        except Exception as err:  # noqa: BLE001 - one trial's failure must not lose the others' results
+            message = _one_line(err)
+            print(f"warning: trial {trial_id}: scoring its checkpoint on the test split failed: {message}",
+                  file=sys.stderr, flush=True)
+            rows[trial_id]["test_error"] = message
+            continue
+        rows[trial_id].update(test_dice=body["summary"]["dice"], test_iou=body["summary"]["iou"],
+                              test_miou_2class=body["summary"]["miou_2class"], n_params=body["n_params"])
+    if not rows:
+        raise PolypRayError("the search produced no trials")
+    table = pd.DataFrame(list(rows.values()))
+    table = table.sort_values(f"best_{job.metric}", ascending=job.mode == "min", na_position="last")
+    table.to_csv(ours / "trials.csv", index=False)
+    _keep_winner(table.iloc[0]["trial_id"], checkpoints, ours)
+    return table
+
+
+def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict] | None]:
+    history = result.metrics_dataframe
+    last = result.metrics or {}
+    trial_id = last.get("trial_id") or Path(result.path).name
+    epochs_run = int(history["epoch"].max()) if history is not None and "epoch" in history else 0
+    wall = float(last.get("time_total_s", 0.0))
+    row: dict[str, Any] = {
+        "trial_id": trial_id, **(result.config or {}),
+        "status": "ERROR" if result.error else "TERMINATED", "epochs_run": epochs_run,
+        "stopped_early": result.error is None and epochs_run < job.max_epochs,
+        "wall_s": wall, "cpu": job.resources.cpu, "gpu": job.resources.gpu,
+        "cpu_hours": wall * job.resources.cpu / 3600, "gpu_hours": wall * job.resources.gpu / 3600,
+        "node_ip": last.get("node_ip"), "node_id": last.get("node_id"), "trial_dir": result.path,
+    }
+    best = best_checkpoint(result, job)
+    if best is not None:
+        metrics = best[1]
+        row.update(best_epoch=metrics.get("epoch"), checkpoint=best[0].path)
+        row.update({f"best_{key}": metrics.get(key) for key in ("val_dice", "val_iou", "val_miou_2class", "val_loss")})
+    return row, best
+
+
+def best_checkpoint(result, job: JobConfig) -> tuple[Any, dict] | None:
+    """Tune's best kept checkpoint by the job's metric, with the metrics of its epoch."""
+    try:
+        checkpoint = result.get_best_checkpoint(job.metric, job.mode)
+    except (RuntimeError, ValueError):  # no checkpoint reported the metric
+        return None
+    if checkpoint is None:
+        return None
+    metrics = next((m for c, m in result.best_checkpoints or [] if c.path == checkpoint.path), {})
+    return checkpoint, metrics
+
+
+def _test_scores(task, best, config, refs: dict, out: Path, trial_id: str):
+    """A finished evaluation from an earlier run of this experiment, or a Ray task scoring the checkpoint
+    on the cluster with the trial's own resources (GPUs, where the trials had them)."""
+    checkpoint, metrics = best
+    epoch = int(metrics.get("epoch", 0))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "trial_config.json").write_text(json.dumps(to_dict(config), indent=1))
+    existing = out / "test_metrics.json"
+    if existing.exists():
+        earlier = json.loads(existing.read_text())
+        if earlier.get("checkpoint_epoch") == epoch and earlier.get("protocol"):
+            return earlier
+    return task.remote(checkpoint, to_dict(config), refs[config.image_size], trial_id, epoch)
+
+
+def _score_checkpoint(checkpoint, config_dict: dict, data: PreparedData, trial_id: str, epoch: int):
+    from polyp_ray.config import trial_from_dict
+    from polyp_ray.runtime import configure_tensorflow
+    from polyp_ray.trial import score_test
+
+    config = trial_from_dict(config_dict)
+    configure_tensorflow("float32", config.seed, config.cpu_threads)
+    with checkpoint.as_directory() as folder:
+        model = load_model(checkpoint_model(Path(folder)))
+    return score_test(model, config, data, trial_id, epoch)
+
+
+def _collect(scores, config, data: PreparedData, out: Path) -> dict[str, Any]:
+    if isinstance(scores, dict):  # evaluated by an earlier run of this experiment
+        return scores
+    from polyp_ray.trial import write_test_outputs
+
+    body, probs = ray.get(scores)
+    write_test_outputs(out, body, data, probs, config)
+    return body
+
+
+def _keep_winner(trial_id: str, checkpoints: dict[str, Any], ours: Path) -> None:
+    checkpoint = checkpoints.get(trial_id)
+    if checkpoint is None:
+        return
+    best = ours / "best"
+    best.mkdir(exist_ok=True)
+    with checkpoint.as_directory() as folder:
+        export_archive(Path(folder), best / "model.keras")
+    shutil.copyfile(ours / "trials" / trial_id / "trial_config.json", best / "trial_config.json")
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, ray.exceptions.RayTaskError) and getattr(err, "cause", None) is not None:
+        err = err.cause  # the worker's own exception, without the remote traceback Ray wraps around it
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}"

@@ -1,0 +1,91 @@
+"""run_search: one search from a checked job to the experiment folder and its report.
+
+The dataset is decoded once per image size here, on the driver, and put into Ray's object store:
+every trial on every node reads the same arrays, with no shared filesystem and no second decode.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import ray
+from ray import tune
+
+from polyp_ray.config import JobConfig
+from polyp_ray.data.dataset import describe_dataset, prepare_data
+from polyp_ray.errors import ConfigError
+from polyp_ray.models.pretrained import needed_weights
+from polyp_ray.models.weights import weights_payload
+from polyp_ray.searchspace import SearchSpace
+from polyp_ray.storage import locate
+from polyp_ray.tuning.cluster import check_local_resources, start_ray
+from polyp_ray.tuning.finish import summarise_trials
+from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
+from polyp_ray.tuning.trainable import make_trainable
+from polyp_ray.tuning.tuner import new_tuner
+
+OURS = "polyp_ray"  # our subfolder of the experiment folder (docs/experiment-layout.md)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How the search is run, as the command line asked for it."""
+
+    command: str = "python -m polyp_ray.search"
+    address: str | None = None  # attach to this Ray cluster; None starts a private local Ray
+    name: str | None = None
+    resume: bool = False
+    verbose: bool = False
+
+
+def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> Path:
+    """Run the search and score its trials; return the (local) experiment folder for the report."""
+    info, _ = describe_dataset(job.trial.data)  # refuses a bad dataset before anything is written
+    info.announce()
+    experiment = locate(job.storage_path, job.name, options.name, options.resume,
+                        job.trial.data.resolved_cache_dir())
+    ours = experiment.local / OURS
+    if options.resume:
+        if not tune.Tuner.can_restore(experiment.uri):
+            raise ConfigError(f"--resume: {experiment.uri} holds no experiment to resume")
+        if not check_resume_unchanged(ours, job, space_path):
+            print(f"warning: {ours} has no record of the interrupted run's job; resuming it unchecked",
+                  file=sys.stderr)
+    elif experiment.exists():
+        raise ConfigError(f"--name: {experiment.uri} already exists; pass --resume to finish it, or another --name")
+    start_ray(options.address, options.verbose)
+    if not options.address:
+        check_local_resources(job)
+    sizes = space.possible("image_size", job.trial.image_size)
+    prepared = {size: prepare_data(job.trial.data, size) for size in sizes}
+    refs = {size: ray.put(data) for size, data in prepared.items()}
+    # Weights fetched once, here, travel to every node with the data instead of each trial downloading them.
+    trainable = make_trainable(job, refs, ray.put(weights_payload(needed_weights(job, space))))
+    if options.resume:
+        print(f"resuming {experiment.uri}", flush=True)
+        tuner = tune.Tuner.restore(experiment.uri, trainable=trainable, resume_errored=True)
+    else:
+        tuner = new_tuner(job, space, trainable, experiment.name, experiment.storage)
+        write_provenance(ours, job, space_path, info.to_json(), options.command)
+    started = time.time()
+    results = tuner.fit()
+    print(f"search finished in {time.time() - started:.0f} s; "
+          "evaluating each trial's best checkpoint on the test split", flush=True)
+    table = summarise_trials(results, job, prepared, refs, ours)
+    _print_table(table)
+    experiment.publish(OURS)
+    experiment.mirror_results()
+    print(f"experiment: {experiment.uri}")
+    return experiment.local
+
+
+def _print_table(table: pd.DataFrame) -> None:
+    columns = [c for c in ("trial_id", "model", "encoder", "base_width", "image_size", "batch_size", "learning_rate",
+                           "epochs_run", "best_val_dice", "test_dice", "test_iou", "test_miou_2class", "wall_s")
+               if c in table]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        print(table[columns].to_string(index=False))

@@ -1,0 +1,103 @@
+"""The Tune trainable: the job's fixed trial settings + one sampled point, trained by ``run_trial``,
+reporting every epoch with a checkpoint.
+
+One rule scores a trial everywhere: its BEST epoch by the job's metric. Each report carries
+``best_<metric>`` (the best so far), which is what ASHA compares at its rungs and what Optuna's TPE is
+told when the trial ends; the checkpoints kept are the best epochs by the metric, and the one tested
+and exported is the best of those, so the number TPE learns from is the number of the model we test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from polyp_ray.config import JobConfig, to_dict
+
+
+def score_key(metric: str) -> str:
+    return f"best_{metric}"
+
+
+def make_trainable(job: JobConfig, refs: dict[int, Any], weights: Any = None):
+    """``refs``: the decoded dataset per image size; ``weights``: the pretrained weight files the space
+    may need ({file name: bytes}, or its object ref), fetched once by the driver."""
+    resources = {"cpu": job.resources.cpu, "gpu": job.resources.gpu}
+    with_data = tune.with_parameters(tune_trial, base=to_dict(job.trial), max_epochs=job.max_epochs, refs=refs,
+                                     resources=resources, metric=job.metric, mode=job.mode, weights=weights)
+    return tune.with_resources(with_data, resources)
+
+
+def tune_trial(params: dict[str, Any], base: dict[str, Any], max_epochs: int, refs: dict, resources: dict,
+               metric: str = "val_dice", mode: str = "max", weights: Any = None) -> None:
+    """One Tune trial (runs in a Ray worker process)."""
+    from polyp_ray.config import trial_from_dict
+    from polyp_ray.models.weights import install_payload
+    from polyp_ray.trial import run_trial
+
+    if weights is not None:  # into this node's Keras cache, where the encoder looks (skipped when there)
+        install_payload(ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights)
+
+    merged = {**base, **params, "epochs": max_epochs, "evaluate_test": False,
+              "cpu_threads": max(1, int(resources["cpu"]))}
+    config = trial_from_dict(merged, "trial params")
+    run_trial(config, TuneReporter(resources, metric, mode), ray.get(refs[config.image_size]))
+
+
+def running_best(previous: float | None, value: float, mode: str) -> float:
+    """The best of ``previous`` and ``value``; a NaN epoch never becomes the best."""
+    if previous is None or math.isnan(previous):
+        return value
+    if math.isnan(value):
+        return previous
+    return max(previous, value) if mode == "max" else min(previous, value)
+
+
+class TuneReporter:
+    """``tune.report`` with a checkpoint each epoch; a restarted trial resumes from its last one."""
+
+    def __init__(self, resources: dict[str, float], metric: str = "val_dice", mode: str = "max") -> None:
+        self.resources = resources
+        self.metric = metric
+        self.mode = mode
+        self._restored: Path | None = None
+
+    def restore(self) -> Path | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        self._restored = Path(checkpoint.to_directory(tempfile.mkdtemp(prefix="polyp_ray_restore_")))
+        return self._restored
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None:
+        if self._restored is not None:  # the model is loaded by now: the copy (hundreds of MB) can go
+            shutil.rmtree(self._restored, ignore_errors=True)
+            self._restored = None
+        best = best_of(_history(checkpoint_dir) or [metrics], self.metric, self.mode)
+        # What the trial held and where it ran, for the report's CPU/GPU-hours and node placement.
+        held = {"cpu": self.resources["cpu"], "gpu": self.resources["gpu"],
+                "node_id": ray.get_runtime_context().get_node_id()}
+        tune.report({**metrics, score_key(self.metric): best, **held},
+                    checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+
+def best_of(rows: list[dict[str, Any]], metric: str, mode: str) -> float:
+    """The trial's score: the best ``metric`` over its epochs so far (a restarted trial's included)."""
+    best: float | None = None
+    for row in rows:
+        best = running_best(best, float(row[metric]), mode)
+    return float("nan") if best is None else best
+
+
+def _history(checkpoint_dir: Path) -> list[dict[str, Any]]:
+    """Every epoch the trial has run, from the state its checkpoint carries (earlier processes' too)."""
+    from polyp_ray.trial import STATE_FILE
+
+    return json.loads((checkpoint_dir / STATE_FILE).read_text()).get("history", [])

@@ -1,0 +1,50 @@
+"""A resumed search must be the search it resumes: changed settings are refused, naming the key."""
+
+from pathlib import Path
+
+import pytest
+
+from polyp_ray.config import load_job_config
+from polyp_ray.errors import ConfigError
+from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
+from tests.conftest import write_job
+
+
+def _recorded(tmp_path: Path) -> tuple[Path, Path]:
+    job_path = write_job(tmp_path, "r", tmp_path / "exp")
+    job, space_path = load_job_config(job_path)
+    ours = tmp_path / "exp" / "r-1" / "polyp_ray"
+    write_provenance(ours, job, space_path, {"n_pairs": 1}, "python -m polyp_ray.search")
+    return job_path, ours
+
+
+def test_an_unchanged_job_resumes(tmp_path: Path) -> None:
+    job_path, ours = _recorded(tmp_path)
+    job, space_path = load_job_config(job_path)
+    assert check_resume_unchanged(ours, job, space_path)
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("max_epochs=9", "max_epochs"),
+    ("trial.learning_rate=0.5", "trial.learning_rate"),
+    ("data.split_seed=3", "trial.data.split_seed"),
+])
+def test_a_changed_job_is_refused_naming_the_key(tmp_path: Path, override: str, key: str) -> None:
+    job_path, ours = _recorded(tmp_path)
+    job, space_path = load_job_config(job_path, [override])
+    with pytest.raises(ConfigError, match=rf"--resume: {key}: .* now but .* in the interrupted run"):
+        check_resume_unchanged(ours, job, space_path)
+
+
+def test_a_changed_space_is_refused(tmp_path: Path) -> None:
+    job_path, ours = _recorded(tmp_path)
+    job, space_path = load_job_config(job_path)
+    space_path.write_text(space_path.read_text().replace("choices: [32]", "choices: [64]"))
+    with pytest.raises(ConfigError, match="--resume: searchspace: image_size.choices differs"):
+        check_resume_unchanged(ours, job, space_path)
+
+
+def test_no_record_means_unchecked(tmp_path: Path) -> None:
+    job_path = write_job(tmp_path, "r", tmp_path / "exp")
+    job, space_path = load_job_config(job_path)
+    assert not check_resume_unchanged(tmp_path / "nothing", job, space_path)
