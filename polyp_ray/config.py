@@ -87,8 +87,8 @@ class TrialConfig:
     epochs: int = 10
     precision: str = "float32"
     seed: int = 0
-    encoder_weights: str = "none"  # vgg16 encoders: "imagenet", "none" or a local .h5 path
-    freeze_encoder_epochs: int = 0  # vgg16 encoders: keep the encoder frozen for the first N epochs
+    encoder_weights: str = "none"  # keras.applications encoders: "imagenet" (downloaded once), "none", a .h5 path
+    freeze_encoder_epochs: int = 0  # keras.applications encoders: keep the encoder frozen for the first N epochs
     threshold: float = 0.5  # probability above which a pixel is called polyp for Dice/IoU
     num_predictions: int = 4  # prediction PNGs written after the test evaluation
     evaluate_test: bool = True  # a search evaluates the best checkpoint itself, after the trials

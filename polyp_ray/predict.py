@@ -26,6 +26,7 @@ from PIL import Image
 from polyp_ray.data.images import read_image
 from polyp_ray.data.layouts import IMAGE_SUFFIXES
 from polyp_ray.errors import ConfigError, DataError, run_cli
+from polyp_ray.storage import OURS
 
 BATCH = 8
 OVERLAY = np.array([0, 220, 0], dtype=np.float32)  # polyp tint; the mask's outline is drawn stronger
@@ -103,7 +104,7 @@ def load_predictor(experiment: str | None, model_path: str | None, threshold: fl
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ConfigError(f"--threshold {threshold}: must be in (0, 1)")
     if experiment:
-        best = Path(experiment).expanduser() / "polyp_ray" / "best"
+        best = Path(experiment).expanduser() / OURS / "best"
         config = _trial_config(best / "trial_config.json")
         model = _load_model(best / "model.keras")
         size = int(config.get("image_size") or _input_size(model, best / "model.keras"))

@@ -110,9 +110,9 @@ def _debug(job: JobConfig) -> int:
     if config.output_dir == TrialConfig.output_dir:  # never overwrite an earlier debug run
         config.output_dir = f"{config.output_dir}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(config.output_dir)  # made at the first epoch's report: a run that fails earlier leaves none
-    print(f"debug trial: model={config.model} base_width={config.base_width} image_size={config.image_size} "
-          f"batch_size={config.batch_size} epochs={config.epochs} precision={config.precision} "
-          f"data={config.data.path}", flush=True)
+    print(f"debug trial: model={config.model} encoder={config.encoder} base_width={config.base_width} "
+          f"image_size={config.image_size} batch_size={config.batch_size} epochs={config.epochs} "
+          f"precision={config.precision} data={config.data.path}", flush=True)
     from polyp_ray.data.dataset import describe_dataset
 
     describe_dataset(config.data)[0].announce()  # checks every pair first; cached for run_trial's own call

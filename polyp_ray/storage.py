@@ -15,6 +15,7 @@ import pyarrow.fs as pafs
 
 from polyp_ray.errors import ConfigError
 
+OURS = "polyp_ray"  # our subfolder of the experiment folder, beside Tune's (docs/experiment-layout.md)
 # Per-trial files the report reads; checkpoints stay in storage.
 MIRRORED = ("result.json", "params.json", "progress.csv")
 

@@ -128,7 +128,7 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Pat
     # the search scores them (a Ray worker that never imported the module registering its layers).
     space = TINY_SPACE.replace("[unet, encoder_decoder]", "[unet, encoder_decoder, vgg16_unet]")
     job = write_job(folder, "tiny", folder / "experiments", space=space, num_samples=6, max_epochs=4,
-                    points_to_evaluate=[{"model": "vgg16_unet"}, {"model": "encoder_decoder"}])
+                    points_to_evaluate=[{"model": "vgg16_unet"}, {"model": "encoder_decoder"}, {"model": "unet"}])
     proc = subprocess.run(search_command("--job", str(job), "--name", "tiny-run"), cwd=folder,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

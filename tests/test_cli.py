@@ -91,9 +91,9 @@ def test_a_local_search_asking_for_a_gpu_this_machine_lacks_stops_at_once(tmp_pa
 
 
 @pytest.mark.parametrize(("override", "expected"), [
-    ("image_size=100", "--set: trial.image_size: must be a multiple of 32"),
+    ("image_size=100", "--set: image_size: must be a multiple of 32"),
     ("trial.modle=unet", "--set: trial.modle: unknown key"),
-    ("data.val_fraction=0.95", "--set: trial.data.val_fraction"),
+    ("data.val_fraction=0", "--set: data.val_fraction: must be in (0, 1)"),
 ])
 def test_a_bad_override_names_set_not_the_job_file(tmp_path: Path, override: str, expected: str) -> None:
     proc = run_cli("--set", override, "--set", f"storage_path={tmp_path / 'exp'}", cwd=tmp_path, timeout=120)

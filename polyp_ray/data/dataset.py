@@ -8,7 +8,6 @@ every later trial and run just maps the arrays.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections import Counter
@@ -212,7 +211,3 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
     np.save(tmp, array)
     os.replace(tmp, path)
-
-
-def write_dataset_json(info: DatasetInfo, path: Path) -> None:
-    path.write_text(json.dumps(info.to_json(), indent=1))

@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from polyp_ray.data.dataset import SplitArrays
-
 # At aug_strength 1.0; the notebook's own setting (flip 0.5, +-5% shift) is about aug_strength 0.5.
 MAX_SHIFT = 0.10  # fraction of the image side
 MAX_HUE = 0.04
@@ -34,12 +32,6 @@ def train_dataset(images, masks, batch_size: int, aug_strength: float, seed: int
     return _untuned(data.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
-def eval_dataset(split: SplitArrays, batch_size: int) -> tf.data.Dataset:
-    data = tf.data.Dataset.from_tensor_slices((split.images, split.masks))
-    return _untuned(data.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-                    .prefetch(tf.data.AUTOTUNE))
-
-
 def eval_images(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
     data = tf.data.Dataset.from_tensor_slices(images)
     return _untuned(data.map(lambda x: tf.cast(x, tf.float32) / 255.0).batch(batch_size).prefetch(tf.data.AUTOTUNE))
@@ -48,8 +40,7 @@ def eval_images(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
 def _untuned(data: tf.data.Dataset) -> tf.data.Dataset:
     """tf.data's autotuner off (AUTOTUNE then means fixed defaults): on 2 cores it competes with the
     training step for CPU, and ``fit``/``predict`` were measured blocking 0.5-13 s with the CPU idle
-    when they dropped an autotuned iterator (bench/bench_training.py: batch 16 went 3.12 -> 4.32
-    images/s for the notebook's U-Net)."""
+    when they dropped an autotuned iterator (bench/bench_training.py; figures in bench/README.md)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return data.with_options(options)
@@ -66,7 +57,7 @@ def make_augment(strength: float, seed: int):
     ``tfa.image.translate`` sampled nearest-neighbour, so it moved whole pixels too), then the colour
     jitter runs in float with TF's fused hue and contrast kernels. All random draws come from one
     stateless call: on 2 cores the per-op cost of tf.data's executor, not the arithmetic, bounds
-    throughput (bench/bench_pipeline.py: 3.1k -> ~10k images/s at 128 px against the bilinear warp).
+    throughput (bench/bench_pipeline.py; figures in bench/README.md).
     """
     flip_p = min(0.5, strength)
     shift = MAX_SHIFT * strength

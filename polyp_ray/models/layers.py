@@ -21,10 +21,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
     Keras 3's layer is unfused: moments, then several element-wise ops (each with its gradient), in
     float32 even under mixed precision. The fused kernel (oneDNN's on CPU, cuDNN's on GPU) takes the
-    bfloat16 activations directly; the notebook's U-Net trains 26% faster on a 2-core CPU
-    (bench/README.md). Same weights and config as Keras's layer, so other backends (JAX) and other
-    layouts use it unchanged. One difference: the moving variance averages the unbiased batch
-    variance (n / (n - 1)), as Keras 2's fused layer did.
+    bfloat16 activations directly, which trains the notebook's U-Net markedly faster on a CPU
+    (bench/bench_training.py; figures in bench/README.md). Same weights and config as Keras's layer,
+    so other backends (JAX) and other layouts use it unchanged. One difference: the moving variance
+    averages the unbiased batch variance (n / (n - 1)), as Keras 2's fused layer did.
     """
 
     def call(self, inputs, training=None, mask=None):

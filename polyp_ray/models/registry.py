@@ -21,11 +21,6 @@ class ModelSpec:
     decoder: str  # a name from polyp_ray.models.decoders.DECODERS
     encoder: str | None = None  # an encoder this model always has; None: TrialConfig.encoder chooses
 
-    @property
-    def pretrained_encoder(self) -> bool:
-        """Kept for callers written before TrialConfig.encoder; ask freezable(model, encoder) instead."""
-        return self.encoder is not None and ENCODERS[self.encoder].application is not None
-
 
 MODELS: dict[str, ModelSpec] = {
     "unet": ModelSpec("unet"),

@@ -1,20 +1,18 @@
 """Writing and reading our models: per-epoch checkpoints as unzipped Keras folders, finished models as
 ``.keras`` archives, both loadable wherever our custom layers and losses may be in them.
 
-A notebook-size U-Net checkpoint is 700 MiB (weights plus Adam's two slots) and is written every epoch;
-Keras writes the unzipped folder in half the time of the archive (bench/README.md). The archive is
-the same three files zipped, so exporting the winner is a copy, not a re-save.
+A checkpoint holds the weights and Adam's two slots and is written every epoch: Keras writes the
+unzipped folder faster than the archive (figures in bench/README.md). The archive is the same files
+zipped, so exporting the winner is a copy, not a re-save.
 """
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
 CHECKPOINT_MODEL = "model"  # folder inside a checkpoint
-LEGACY_ARCHIVE = "model.keras"  # what checkpoints held before the folder format; still read
 
 
 def save_checkpoint_model(model: Any, checkpoint: Path) -> None:
@@ -22,9 +20,8 @@ def save_checkpoint_model(model: Any, checkpoint: Path) -> None:
 
 
 def checkpoint_model(checkpoint: Path) -> Path:
-    """Where the model of ``checkpoint`` is (an experiment resumed across versions has both kinds)."""
-    legacy = checkpoint / LEGACY_ARCHIVE
-    return legacy if legacy.is_file() else checkpoint / CHECKPOINT_MODEL
+    """Where the model of ``checkpoint`` is."""
+    return checkpoint / CHECKPOINT_MODEL
 
 
 def export_archive(checkpoint: Path, target: Path) -> None:
@@ -32,13 +29,10 @@ def export_archive(checkpoint: Path, target: Path) -> None:
     barely compress, and the archive then loads as fast as the folder)."""
     source = checkpoint_model(checkpoint)
     partial = target.with_name(target.name + ".partial")
-    if source.is_file():
-        shutil.copyfile(source, partial)
-    else:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
-            for file in sorted(source.rglob("*")):
-                if file.is_file():
-                    archive.write(file, file.relative_to(source).as_posix())
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+        for file in sorted(source.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(source).as_posix())
     partial.replace(target)  # never leaves a half-written model where a loader would find it
 
 

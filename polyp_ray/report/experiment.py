@@ -18,8 +18,7 @@ import yaml
 
 from polyp_ray.errors import PolypRayError
 from polyp_ray.searchspace import SearchSpace, load_searchspace
-
-OURS = "polyp_ray"
+from polyp_ray.storage import OURS
 
 
 class ReportError(PolypRayError):
@@ -142,12 +141,24 @@ def _read_trials(path: Path, job: dict[str, Any]) -> pd.DataFrame:
         raise ReportError(f"{path}: unreadable trials table ({err})") from None
     if table.empty or "trial_id" not in table:
         raise ReportError(f"{path}: no trials recorded")
+    fixed = job.get("trial") or {}
     if "model" not in table:
-        table["model"] = str((job.get("trial") or {}).get("model", "model"))
+        table["model"] = str(fixed.get("model", "model"))
+    # A family is a decoder on an encoder: "unet" (the notebook's conv encoder), "unet_resnet50", ...
+    encoders = table["encoder"] if "encoder" in table else pd.Series(fixed.get("encoder", "conv"), index=table.index)
+    table["model"] = [family(str(m), e) for m, e in zip(table["model"], encoders, strict=True)]
     metric = f"best_{job.get('metric', 'val_dice')}"
     if metric in table:
         table = table.sort_values(metric, ascending=job.get("mode", "max") == "min", na_position="last")
     return table.reset_index(drop=True)
+
+
+def family(model: str, encoder: Any) -> str:
+    """The family a trial belongs to: its decoder on its encoder, by the notebook's names where they
+    apply (the unet decoder on vgg16 is the notebook's vgg16_unet, however it was asked for)."""
+    if not isinstance(encoder, str) or encoder in ("", "conv") or model == "vgg16_unet":
+        return model
+    return "vgg16_unet" if (model, encoder) == ("unet", "vgg16") else f"{model}_{encoder}"
 
 
 def _trial_dir(exp: Path, recorded: Any) -> Path | None:

@@ -59,12 +59,25 @@ def header(exp: Experiment, best: Row | None) -> str:
              f"<p>Job <b>{esc(exp.job.get('name', '?'))}</b>: {len(exp.trials)} trials ({done}), selected by "
              f"validation {esc(exp.metric)} ({esc(exp.job.get('mode', 'max'))}). Dataset "
              f"<code>{esc(data.get('root', '?'))}</code>: {esc(data.get('n_pairs', '?'))} pairs, "
-             f"{test_images} test images.</p>"]
+             f"{_grouping(data)}, {test_images} test images. Scores are per-image Dice/IoU at each "
+             "image's original resolution (probabilities resized to the original mask), the same truth "
+             "for every trial.</p>"]
     if best is not None:
         lines.append(f'<p class="headline">Best: <b>{esc(best.model)}</b> (trial {esc(best.trial_id)}), '
                      f"test Dice {_ci(best.test_dice)}, test IoU {_ci(best.test_iou)}, "
                      f"2-class mIoU {fmt(best.test_miou)}.</p>")
     return "".join(lines)
+
+
+def _grouping(data: dict) -> str:
+    """How the split kept near-duplicates together (dataset.json), for the dataset line."""
+    groups = data.get("n_groups") or 0
+    if not groups:
+        return "split image by image (no grouping)"
+    twins = len(data.get("cross_split_twins") or [])
+    leak = f", {twins} val/test image(s) with a near-duplicate in training" if twins else ""
+    return (f"split in {esc(groups)} groups ({esc(data.get('group_source', '?'))}; largest "
+            f"{esc(data.get('largest_group', '?'))}){leak}")
 
 
 def notes(items: list[str]) -> str:
@@ -225,7 +238,9 @@ def reproducibility(exp: Experiment) -> str:
              ("files (image/mask pairs)", data.get("n_pairs", "?")),
              ("SHA-256 of stems, sizes and bytes", data.get("sha256", "?")),
              ("split seed", data.get("split_seed", "?")), ("split sizes (train / val / test)", sizes),
-             ("groups CSV", data.get("groups_csv") or "none")]
+             ("groups CSV", data.get("groups_csv") or "none"),
+             ("groups (kept whole by the split)", f"{data.get('n_groups', 0)} from {data.get('group_source', '?')}, "
+              f"largest {data.get('largest_group', 0)}")]
     return (f"<h3>Command</h3>{pre(exp.command or '(command.txt missing)')}"
             + caption("Run it from the folder it was run in; <code>--name</code> chooses the experiment "
                       f"folder's name. This page: <code>python -m polyp_ray.report {esc(exp.path)}</code>.")

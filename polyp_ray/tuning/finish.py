@@ -86,7 +86,7 @@ def best_checkpoint(result, job: JobConfig) -> tuple[Any, dict] | None:
         return None
     if checkpoint is None:
         return None
-    metrics = next((m for c, m in result.best_checkpoints or [] if c.path == checkpoint.path), {})
+    metrics: dict = next((m for c, m in result.best_checkpoints or [] if c.path == checkpoint.path), {})
     return checkpoint, metrics
 
 

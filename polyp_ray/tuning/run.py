@@ -21,14 +21,12 @@ from polyp_ray.errors import ConfigError
 from polyp_ray.models.pretrained import needed_weights
 from polyp_ray.models.weights import weights_payload
 from polyp_ray.searchspace import SearchSpace
-from polyp_ray.storage import locate
+from polyp_ray.storage import OURS, locate
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
 from polyp_ray.tuning.finish import summarise_trials
 from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
 from polyp_ray.tuning.trainable import make_trainable
 from polyp_ray.tuning.tuner import new_tuner
-
-OURS = "polyp_ray"  # our subfolder of the experiment folder (docs/experiment-layout.md)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from polyp_ray.data.dataset import SplitArrays
-from polyp_ray.data.pipeline import eval_dataset, train_dataset
+from polyp_ray.data.pipeline import eval_images, train_dataset
 
 
 def _marked_split(n: int = 6, size: int = 32) -> SplitArrays:
@@ -56,9 +56,9 @@ def test_strength_zero_is_identity_up_to_scaling() -> None:
     assert set(seen) <= originals
 
 
-def test_eval_dataset_keeps_order_and_scale() -> None:
+def test_eval_images_keeps_order_and_scale() -> None:
     split = _marked_split(n=5)
-    images = np.concatenate([x.numpy() for x, _ in eval_dataset(split, 2)])
+    images = np.concatenate([x.numpy() for x in eval_images(split.images, 2)])
     np.testing.assert_allclose(images, split.images / 255.0, atol=1e-6)
 
 

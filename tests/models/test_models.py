@@ -103,4 +103,3 @@ def test_names_resolve_without_building() -> None:
     assert freezable("vgg16_unet", "conv") and freezable("encoder_decoder", "mobilenetv2")
     assert not freezable("unet", "conv") and not freezable("encoder_decoder", "conv")
     assert {e for e in ENCODERS if freezable("unet", e)} == set(ENCODERS) - {"conv"}
-    assert MODELS["vgg16_unet"].pretrained_encoder and not MODELS["unet"].pretrained_encoder

@@ -22,15 +22,6 @@ def test_a_checkpoint_and_its_exported_archive_predict_like_the_model(tmp_path) 
         np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
 
 
-def test_a_checkpoint_from_before_the_folder_format_still_loads_and_exports(tmp_path) -> None:
-    model = build_model("unet", 32, 4)
-    model.save(tmp_path / "model.keras")  # what checkpoints held before
-    assert checkpoint_model(tmp_path) == tmp_path / "model.keras"
-    export_archive(tmp_path, tmp_path / "best.keras")
-    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "model.keras").read_bytes()
-    assert load_model(checkpoint_model(tmp_path)).count_params() == model.count_params()
-
-
 def test_every_encoder_loads_in_a_fresh_process(tmp_path) -> None:
     """A Ray worker or ``predict`` imports none of our model code before loading a checkpoint: every
     custom layer must still be found (issue 10: "Could not locate class 'VGG16Preprocess'")."""

@@ -68,3 +68,11 @@ def test_wilcoxon_pairs_images_by_stem() -> None:
 ])
 def test_asha_rungs(grace: int, factor: int, epochs: int, rungs: list[int]) -> None:
     assert asha_rungs(grace, factor, epochs) == rungs
+
+
+def test_families_are_decoder_and_encoder_together() -> None:
+    from polyp_ray.report.experiment import family
+
+    assert family("unet", "conv") == "unet" and family("encoder_decoder", float("nan")) == "encoder_decoder"
+    assert family("unet", "resnet50") == "unet_resnet50" != family("encoder_decoder", "resnet50")
+    assert family("unet", "vgg16") == family("vgg16_unet", "conv") == "vgg16_unet"
