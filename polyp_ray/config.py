@@ -18,6 +18,7 @@ from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC = "synthetic"
+CALLBACKS = ("mlflow",)  # JobConfig.callbacks: Tune callbacks a job may switch on
 
 
 @dataclass
@@ -152,6 +153,13 @@ class JobConfig:
     max_failures: int = 2  # a crashed trial restarts from its last checkpoint this many times
     keep_checkpoints: int = 2  # per trial, the best by the metric
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
+    # The Optuna study (docs/integrations.md): a SQLAlchemy URL such as postgresql://user@host/db for a team
+    # database; None keeps it in SQLite inside the experiment (polyp_ray/optuna.db).
+    optuna_storage: str | None = None
+    warm_start: str | None = None  # an earlier experiment folder or storage URL: its finished trials seed TPE
+    warm_start_study: str | None = None  # which study of warm_start's storage, where it holds several
+    callbacks: list[str] = field(default_factory=list)  # "mlflow": Ray's MLflowLoggerCallback
+    mlflow_tracking_uri: str | None = None  # None: SQLite in the experiment's polyp_ray/mlruns/
     trial: TrialConfig = field(default_factory=TrialConfig)  # fixed values the space does not sample
 
     def validate(self, where: str) -> None:
@@ -169,6 +177,15 @@ class JobConfig:
         _check(self.time_budget_s is None or self.time_budget_s > 0, where, "time_budget_s", "must be > 0")
         _check(self.max_failures >= 0, where, "max_failures", "must be >= 0")
         _check(self.keep_checkpoints >= 1, where, "keep_checkpoints", "must be >= 1")
+        _check(self.optuna_storage is None or "://" in self.optuna_storage, where, "optuna_storage",
+               "must be a SQLAlchemy URL (postgresql://user:password@host/db, sqlite:////abs/path.db)")
+        _check(set(self.callbacks) <= set(CALLBACKS), where, "callbacks", f"known callbacks: {list(CALLBACKS)}")
+        _check(self.mlflow_tracking_uri is None or "mlflow" in self.callbacks, where, "mlflow_tracking_uri",
+               "given, but callbacks does not list mlflow")
+        _check(self.warm_start is None or "://" in self.warm_start or Path(self.warm_start).expanduser().is_dir(),
+               where, "warm_start", f"{self.warm_start} is neither an experiment folder nor a storage URL")
+        _check(self.warm_start_study is None or self.warm_start is not None, where, "warm_start_study",
+               "given without warm_start")
         self.trial.validate(where)
 
 

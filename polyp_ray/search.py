@@ -52,13 +52,31 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _write_report(experiment: Path) -> None:
+    """The report goes into the experiment folder, ``polyp_ray/report.html``, where it stays with the results:
+    a Ray Job's working directory, and with it ``reports/``, is deleted when the job ends. The copy in
+    ``reports/<experiment>.html`` under the current folder is kept for a search run by hand."""
+    import shutil
+
     from polyp_ray.report import build_report
+    from polyp_ray.report.build import default_output
+    from polyp_ray.storage import OURS
 
     try:
-        print(f"report: {build_report(experiment)}")
+        # built once (the gallery loads the best model) and copied
+        inside = build_report(experiment, experiment / OURS / "report.html")
     except Exception as err:  # noqa: BLE001 - the results are on disk; a report bug must not hide them
         print(f"warning: the report failed ({type(err).__name__}: {err}); "
               f"rerun: python -m polyp_ray.report {experiment}", file=sys.stderr)
+        return
+    print(f"report: {inside}")
+    copy = default_output(experiment)
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(inside, copy)
+    except OSError as err:  # a read-only working directory: the report in the experiment folder is the one
+        print(f"warning: no copy of the report in {copy.parent} ({err.strerror or err})", file=sys.stderr)
+        return
+    print(f"report: {copy}")
 
 
 def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: Path) -> None:

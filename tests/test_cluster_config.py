@@ -5,15 +5,18 @@ before it talks to a cloud (``prepare_config`` merges the provider defaults, ``v
 checks ``ray-schema.json``). The provider bootstrap that follows in ``ray up`` needs cloud
 credentials and is not run. Then the properties the search relies on are checked: explicit
 resources, a GPU worker type, the Ray version pinned in the image and the install, token
-authentication on every node, no mount of a folder only our machines have, and shipped jobs that
-name data every user can get (synthetic, or a public dataset fetched on the head).
+authentication on every node, no mount of a folder only our machines have, shipped jobs that
+name data every user can get (synthetic, or a public dataset fetched on the head), and shipped jobs whose
+per-trial resources fit the configs' node types without leaving GPUs idle.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +198,88 @@ def test_local_provider_and_explicit_start_resources() -> None:
     [worker] = [c for c in raw["worker_start_ray_commands"] if "ray start" in c]
     assert flag_value(head, "--num-gpus") == 0 and flag_value(head, "--num-cpus") == 0, head
     assert (flag_value(worker, "--num-gpus") or 0) >= 1, worker
+
+
+# --- the shipped jobs fit the shipped clusters ---------------------------------------------------
+
+JOBS = sorted((ROOT / "jobs").glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Node:
+    cpu: float | None  # None: not declared, Ray counts the machine's cores when the node starts
+    gpu: float
+    count: int  # at most this many nodes of the type
+
+
+def node_types(path: Path) -> dict[str, Node]:
+    raw = load(path)
+    if "available_node_types" in raw:
+        return {name: Node(t["resources"].get("CPU"), t["resources"].get("GPU", 0), t.get("max_workers", 0) or 1)
+                for name, t in raw["available_node_types"].items()}
+    # the local provider: what each `ray start` declares (a missing --num-gpus would mean "detected": count 0)
+    [head] = [c for c in raw["head_start_ray_commands"] if "ray start" in c]
+    [worker] = [c for c in raw["worker_start_ray_commands"] if "ray start" in c]
+    return {role: Node(flag_value(command, "--num-cpus"), flag_value(command, "--num-gpus") or 0, count)
+            for role, command, count in (("head", head, 1), ("worker", worker, raw["max_workers"]))}
+
+
+def per_node(cpu: float, gpu: float, node: Node) -> int | None:
+    """Trials one node runs at once (None: bounded only by its undeclared CPU count)."""
+    by_gpu = math.floor(node.gpu / gpu + 1e-9) if gpu else None
+    by_cpu = math.floor(node.cpu / cpu + 1e-9) if node.cpu is not None else None
+    bounds = [b for b in (by_gpu, by_cpu) if b is not None]
+    return min(bounds) if bounds else None
+
+
+def fit_problems(cpu: float, gpu: float, nodes: dict[str, Node]) -> list[str]:
+    """Why trials of ``cpu`` CPUs + ``gpu`` GPUs do not fit ``nodes``: none holds one, or a node whose
+    GPUs take several fractional-GPU trials has too few CPUs to run them side by side (GPUs left idle)."""
+    holders = {name: n for name, n in nodes.items() if per_node(cpu, gpu, n) != 0}
+    if not holders:
+        return [f"no node type holds one trial of {cpu:g} CPU + {gpu:g} GPU: {nodes}"]
+    problems = []
+    for name, node in holders.items():
+        if 0 < gpu < 1 and node.gpu >= 1 and node.cpu is not None:
+            side_by_side = math.floor(node.gpu / gpu + 1e-9)
+            if node.cpu < side_by_side * cpu:
+                problems.append(f"{name}: its {node.gpu:g} GPU(s) take {side_by_side} trials of {gpu:g} GPU, but "
+                                f"its {node.cpu:g} CPUs run only {math.floor(node.cpu / cpu)} of {cpu:g} CPUs")
+    return problems
+
+
+@pytest.mark.parametrize("job_path", JOBS, ids=lambda p: p.name)
+def test_shipped_jobs_fit_every_shipped_cluster(job_path: Path, config_path: Path) -> None:
+    from polyp_ray.config import load_job_config
+
+    job, _ = load_job_config(job_path, [])  # the resolved resources, defaults included
+    problems = fit_problems(job.resources.cpu, job.resources.gpu, node_types(config_path))
+    assert not problems, f"{job_path.name} on {config_path.name}: {problems}"
+
+
+@pytest.mark.parametrize("job_path", [p for p in JOBS if load(p).get("resources", {}).get("gpu")],
+                         ids=lambda p: p.name)
+def test_gpu_jobs_max_concurrent_trials_run_at_once_on_cluster_yaml(job_path: Path) -> None:
+    # The GPU jobs are sized for cluster.yaml: trials beyond what its workers hold only queue, while
+    # Optuna has already proposed them without the results of the ones before.
+    from polyp_ray.config import load_job_config
+
+    job, _ = load_job_config(job_path, [])
+    capacity = sum((per_node(job.resources.cpu, job.resources.gpu, n) or 0) * n.count
+                   for n in node_types(AWS_CONFIG).values())
+    assert job.max_concurrent <= capacity, f"{job_path.name}: max_concurrent {job.max_concurrent} > {capacity}"
+
+
+def test_the_fit_check_sees_idle_gpus_and_trials_that_fit_nowhere() -> None:
+    g5 = {"head": Node(0, 0, 1), "gpu_worker": Node(4, 1, 4)}
+    # the shipped kvasir job before the fix: half a GPU each, but 4 CPUs each, so one trial per g5.xlarge
+    assert fit_problems(4, 0.5, g5) == ["gpu_worker: its 1 GPU(s) take 2 trials of 0.5 GPU, but its 4 CPUs "
+                                        "run only 1 of 4 CPUs"]
+    assert fit_problems(2, 0.5, g5) == [] and fit_problems(4, 1, g5) == [] and fit_problems(1, 0, g5) == []
+    assert fit_problems(8, 1, g5) and fit_problems(1, 2, g5)  # more CPUs or GPUs than any node has
+    assert per_node(2, 0.5, g5["gpu_worker"]) == 2 and per_node(1, 0, g5["head"]) == 0
+    local = node_types(LOCAL_CONFIG)
+    assert local["head"] == Node(0, 0, 1) and local["worker"].gpu >= 1 and local["worker"].cpu is None
 
 
 # --- the validator really rejects broken configs -----------------------------------------------

@@ -18,7 +18,7 @@ FLOORS = [
     ("polyp_ray.evaluation",),
     ("polyp_ray.trial",),
     ("polyp_ray.storage", "polyp_ray.tuning"),
-    ("polyp_ray.search", "polyp_ray.report", "polyp_ray.predict"),
+    ("polyp_ray.search", "polyp_ray.report", "polyp_ray.predict", "polyp_ray.export"),
 ]
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from polyp_ray.report import comparison as compare
-from polyp_ray.report import figures, sections
+from polyp_ray.report import figures, progress, sections, table
 from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
 from polyp_ray.report.gallery import Gallery, build_gallery
 from polyp_ray.report.importance import param_importance
@@ -38,16 +38,22 @@ def render(exp: Experiment, gallery: Gallery) -> str:
     body = [
         sections.header(exp, families[0] if families else None), sections.notes(exp.notes),
         sections.section("comparison", "Model comparison",
-                         sections.comparison(families, trials, exp.best_trial_id)
+                         table.comparison(families, trials, exp.best_trial_id)
                          + "<h3>Beside the notebook</h3>" + sections.notebook(families)),
         sections.section("ranking", "Is the ranking real?",
                          sections.ranking(compare.ranking(exp), {r.trial_id: r.test_dice for r in trials})),
+        sections.section("progress", "Search progress", _progress(exp, page)),
         sections.section("curves", "Learning curves", page.figure(figures.learning_curves(exp, colours))),
         sections.section("hyperparameters", "Hyperparameters", _hyperparameters(exp, page)),
         sections.section("gallery", "Best model's test images", _gallery(exp, page, gallery, colours)),
         sections.section("reproducibility", "Reproducibility", sections.reproducibility(exp)),
     ]
     return page.render(f"polyp-ray: {exp.name}", "".join(body))
+
+
+def _progress(exp: Experiment, page: Page) -> str:
+    found = progress.search_progress(exp)
+    return progress.summary(found, exp.metric) + page.figure(progress.figure(found, exp.metric))
 
 
 def _hyperparameters(exp: Experiment, page: Page) -> str:

@@ -38,6 +38,7 @@ class Row:
     wall_s: float
     cpu_hours: float
     gpu_hours: float
+    test_error: str = ""  # why this trial's checkpoint could not be scored on the test split
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def _row(exp: Experiment, row: pd.Series, kind: str, label: str, n_trials: int, 
         batch_size=_num(row, "batch_size"), epochs_run=_num(row, "epochs_run"),
         stopped_early=str(row.get("stopped_early", "")).lower() == "true", status=str(row.get("status", "")),
         wall_s=_num(costs, "wall_s"), cpu_hours=_num(costs, "cpu_hours"), gpu_hours=_num(costs, "gpu_hours"),
+        test_error=exp.test_error(trial_id),
     )
 
 

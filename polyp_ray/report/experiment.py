@@ -41,6 +41,7 @@ class Experiment:
     environment: dict[str, str]
     command: str
     notes: list[str] = field(default_factory=list)  # what was missing, shown in the page
+    test_errors: dict[str, str] = field(default_factory=dict)  # trial_id -> why test scoring failed
 
     @property
     def name(self) -> str:
@@ -71,6 +72,10 @@ class Experiment:
     def trial_row(self, trial_id: str) -> pd.Series:
         return self.trials.loc[self.trials["trial_id"] == trial_id].iloc[0]
 
+    def test_error(self, trial_id: str) -> str:
+        """Why scoring this trial's checkpoint on the test split failed ("" when it did not)."""
+        return self.test_errors.get(trial_id, "")
+
     def per_image(self, trial_id: str, key: str = "dice") -> dict[str, float]:
         rows = self.tests.get(trial_id, {}).get("per_image", [])
         return {str(r["stem"]): float(r[key]) for r in rows if key in r}
@@ -92,11 +97,27 @@ def load_experiment(path: str | Path) -> Experiment:
     missing = sorted(t for t, d in dirs.items() if d is None)
     if missing:
         notes.append(f"no trial folder found for {len(missing)} trial(s): {', '.join(missing)}")
-    tests = {t: body for t in dirs if (body := _read_json(ours / "trials" / t / "test_metrics.json"))}
+    failed = _test_errors(trials)
+    # A trial whose scoring failed may still have an earlier run's test_metrics.json: not its checkpoint's.
+    tests = {t: body for t in dirs
+             if t not in failed and (body := _read_json(ours / "trials" / t / "test_metrics.json"))}
+    older = sorted(t for t, body in tests.items() if not body.get("protocol"))
+    if older:
+        notes.append(f"{len(older)} trial(s) were scored on the test split by an older polyp-ray, at the model's "
+                     f"input size rather than each image's original resolution (no \"protocol\" in "
+                     f"test_metrics.json); their test scores are not comparable with the others': "
+                     f"{', '.join(older[:20])}{' ...' if len(older) > 20 else ''}")
     params = {t: _params(d, trials, t, job) for t, d in dirs.items()}
     return Experiment(exp, job, job_text, space_text, space, space_problem, trials, histories, tests, params,
                       _read_json(ours / "dataset.json"), _read_json(ours / "environment.json"),
-                      _read_text(ours / "command.txt").strip(), notes)
+                      _read_text(ours / "command.txt").strip(), notes, failed)
+
+
+def _test_errors(trials: pd.DataFrame) -> dict[str, str]:
+    if "test_error" not in trials:
+        return {}
+    errors = trials.dropna(subset=["test_error"])
+    return {str(t): str(e) for t, e in zip(errors["trial_id"], errors["test_error"], strict=True) if str(e).strip()}
 
 
 def _check_folder(exp: Path) -> None:
@@ -136,7 +157,8 @@ def _load_space(path: Path) -> tuple[SearchSpace | None, str]:
 def _read_trials(path: Path, job: dict[str, Any]) -> pd.DataFrame:
     try:
         # Trial ids are hex strings: "1e5a0c3d" must not become the float 1e5.
-        table = pd.read_csv(path, dtype={"trial_id": str, "model": str, "node_ip": str})
+        table = pd.read_csv(path, dtype={"trial_id": str, "model": str, "node_ip": str,
+                                           "test_error": str})
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise ReportError(f"{path}: unreadable trials table ({err})") from None
     if table.empty or "trial_id" not in table:
@@ -173,7 +195,14 @@ def _trial_dir(exp: Path, recorded: Any) -> Path | None:
 def _history(trial_dir: Path) -> pd.DataFrame:
     """Per-epoch rows, one per epoch: a restored trial repeats epochs, its last report wins."""
     rows = _result_lines(trial_dir / "result.json")
-    if rows:
+    if rows and all("epoch" in row for row in rows):
+        # Deduplicated and sorted here, not in pandas: thousands of trials, a few rows each.
+        by_epoch = {row["epoch"]: row for row in rows}
+        try:
+            return pd.DataFrame([by_epoch[e] for e in sorted(by_epoch)])
+        except TypeError:  # epochs that do not compare: let pandas sort them out below
+            table = pd.DataFrame(rows)
+    elif rows:
         table = pd.DataFrame(rows)
     else:
         try:

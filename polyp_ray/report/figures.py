@@ -21,6 +21,7 @@ from polyp_ray.report.stats import asha_rungs
 from polyp_ray.searchspace import Param
 
 PALETTE = qualitative.D3
+TOP_LINES = 20  # trials drawn one by one in the curves and the parallel coordinates; the rest are faded
 SCALE = "Viridis"
 LAYOUT: dict[str, Any] = {"template": "plotly_white", "height": 430,
                           "margin": {"l": 60, "r": 30, "t": 50, "b": 50},
@@ -31,43 +32,63 @@ def family_colours(families: list[str]) -> dict[str, str]:
     return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(families)}
 
 
-def learning_curves(exp: Experiment, colours: dict[str, str]) -> go.Figure:
+def learning_curves(exp: Experiment, colours: dict[str, str], top: int = TOP_LINES) -> go.Figure:
+    """The best ``top`` trials in their family's colour, the best drawn last (on top); the others as one
+    faded grey trace beneath them, where their overlap reads as a density."""
     fig = go.Figure()
+    curves = [(str(row["trial_id"]), str(row["model"]), exp.histories[str(row["trial_id"])])
+              for _, row in exp.trials.iterrows() if str(row["trial_id"]) in exp.histories]  # best first
+    curves = [(t, f, h) for t, f, h in curves if "val_dice" in h and not h.empty]
+    best, rest = curves[:top], curves[top:]
+    if rest:
+        xs, ys = _joined([(h["epoch"].tolist(), h["val_dice"].tolist()) for _, _, h in rest])
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"the other {len(rest):,} trials",
+                                 line={"color": "rgba(110,110,110,0.12)", "width": 1}, hoverinfo="skip"))
     shown: set[str] = set()
-    for _, row in exp.trials.iterrows():
-        trial_id, family = str(row["trial_id"]), str(row["model"])
-        history = exp.histories.get(trial_id)
-        if history is None or "val_dice" not in history:
-            continue
-        fig.add_trace(_curve(trial_id, family, history, colours.get(family, "#888"), family not in shown))
+    for rank, (trial_id, family, history) in reversed(list(enumerate(best))):
+        fig.add_trace(_curve(trial_id, family, history, colours.get(family, "#888"), family not in shown,
+                             2.5 if rank == 0 else 1.5))
         shown.add(family)
-    _mark_stops(fig, exp)
+    _mark_stops(fig, exp, {t for t, _, _ in best})
     job = exp.job
     for rung in asha_rungs(int(job.get("grace_period", 1)), int(job.get("reduction_factor", 3)),
                            int(job.get("max_epochs", 1))):
         fig.add_vline(x=rung, line_dash="dash", line_color="#999",
                       annotation_text=f"ASHA rung {rung}", annotation_position="top")
-    fig.update_layout(**LAYOUT, title="Validation Dice by epoch (every trial)",
-                      legend_title_text="model family")
+    title = ("Validation Dice by epoch (every trial)" if not rest else
+             f"Validation Dice by epoch: the best {len(best)} trials in colour, the other {len(rest):,} in grey")
+    fig.update_layout(**LAYOUT, title=title, legend_title_text="model family")
     fig.update_xaxes(title="epoch", dtick=1, rangemode="tozero")
     fig.update_yaxes(title="validation Dice (per image)", range=[0, 1])
     return fig
 
 
-def _curve(trial_id: str, family: str, history, colour: str, legend: bool) -> go.Scatter:
+def _joined(lines: list[tuple[list, list]]) -> tuple[list, list]:
+    """Many polylines as one trace: None between them breaks the line (one SVG path, not thousands)."""
+    xs: list = []
+    ys: list = []
+    for x, y in lines:
+        xs += [*x, None]
+        ys += [*y, None]
+    return xs, ys
+
+
+def _curve(trial_id: str, family: str, history, colour: str, legend: bool, width: float) -> go.Scatter:
     label = f"{esc(trial_id)} ({esc(family)})"
     return go.Scatter(
         x=history["epoch"].tolist(), y=history["val_dice"].tolist(), mode="lines+markers",
-        name=esc(family), legendgroup=esc(family), showlegend=legend, line={"color": colour, "width": 1.5},
+        name=esc(family), legendgroup=esc(family), showlegend=legend, line={"color": colour, "width": width},
         marker={"size": 5}, customdata=[label] * len(history),
         hovertemplate="trial %{customdata}<br>epoch %{x}: val Dice %{y:.3f}<extra></extra>",
     )
 
 
-def _mark_stops(fig: go.Figure, exp: Experiment) -> None:
-    """An x where ASHA stopped a trial early: its last reported epoch."""
+def _mark_stops(fig: go.Figure, exp: Experiment, drawn: set[str]) -> None:
+    """An x where ASHA stopped a drawn trial early: its last reported epoch."""
     xs, ys, labels = [], [], []
     for _, row in exp.trials.iterrows():
+        if str(row["trial_id"]) not in drawn:
+            continue
         history = exp.histories.get(str(row["trial_id"]))
         if str(row.get("stopped_early", "")).lower() != "true" or history is None or history.empty:
             continue
@@ -82,26 +103,37 @@ def _mark_stops(fig: go.Figure, exp: Experiment) -> None:
                                  hovertemplate="trial %{customdata} stopped after epoch %{x}<extra></extra>"))
 
 
-def parallel_coordinates(exp: Experiment) -> go.Figure | None:
-    """Hyperparameters against the best validation score, as SVG lines (one per trial)."""
+def parallel_coordinates(exp: Experiment, top: int = TOP_LINES, bins: int = 5) -> go.Figure | None:
+    """Hyperparameters against the best validation score, as SVG lines: the best ``top`` trials one by one
+    (hover names them), the best drawn last; the rest faded beneath, one trace per score quantile."""
     axes = _axes(exp)
     column = f"best_{exp.metric}"
-    rows = [r for _, r in exp.trials.iterrows() if _finite(r.get(column))]
+    rows = [r for _, r in exp.trials.iterrows() if _finite(r.get(column))]  # best first
     if not axes or not rows:
         return None
     scores = np.array([float(r[column]) for r in rows])
     low, high = float(scores.min()), float(scores.max())
+    lines = [[_position(p, exp.params.get(str(r["trial_id"]), {}).get(p.name)) for p in axes]
+             + [_unit(score, low, high)] for r, score in zip(rows, scores, strict=True)]
     fig = go.Figure()
-    for row, score in zip(rows, scores, strict=True):
-        params = exp.params.get(str(row["trial_id"]), {})
-        ys = [_position(p, params.get(p.name)) for p in axes] + [_unit(score, low, high)]
-        colour = sample_colorscale(SCALE, [_unit(score, low, high)])[0]
-        text = f"{esc(row['trial_id'])} ({esc(row['model'])}): {exp.metric} {score:.3f}"
+    rest = np.arange(top, len(rows))
+    for chunk in np.array_split(rest[::-1], min(bins, len(rest))) if len(rest) else []:  # worst first
+        colour = sample_colorscale(SCALE, [_unit(float(scores[chunk].mean()), low, high)])[0]
+        xs, ys = _joined([(list(range(len(lines[i]))), lines[i]) for i in chunk])
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", showlegend=False, hoverinfo="skip", opacity=0.25,
+                                 line={"color": colour, "width": 1}))
+    for i in reversed(range(min(top, len(rows)))):
+        row, ys = rows[i], lines[i]
+        colour = sample_colorscale(SCALE, [_unit(float(scores[i]), low, high)])[0]
+        text = f"{esc(row['trial_id'])} ({esc(row['model'])}): {exp.metric} {scores[i]:.3f}"
         fig.add_trace(go.Scatter(x=list(range(len(ys))), y=ys, mode="lines+markers", showlegend=False,
                                  line={"color": colour, "width": 2}, marker={"size": 4, "color": colour},
                                  customdata=[text] * len(ys), hovertemplate="%{customdata}<extra></extra>"))
     _colourbar(fig, low, high, exp.metric)
     _draw_axes(fig, axes, [exp.params.get(str(r["trial_id"]), {}) for r in rows], low, high, exp.metric)
+    if len(rest):
+        fig.update_layout(title=f"Hyperparameters against the best validation score: the best {top} trials, "
+                                f"the other {len(rest):,} faded")
     return fig
 
 

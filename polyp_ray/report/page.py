@@ -7,6 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from polyp_ray.report import table
 from polyp_ray.report.markup import Scripts, esc
 
 STYLE = """
@@ -36,46 +37,12 @@ figure.case.best{border-color:#7bc47f;background:#f3fbf3}figure.case img{display
 figcaption{font-size:.82em;color:#333;word-break:break-all;margin-top:4px}
 .hit{color:#00a000;font-weight:600}.fp{color:#e61e1e;font-weight:600}.fn{color:#285aff;font-weight:600}
 .plot{margin:10px 0}
+.table-tools{display:flex;gap:16px;align-items:center;margin:8px 0;font-size:.9em}
+.table-tools input{width:18em;padding:3px 6px}small.error{color:#b00020}
 """
 
-# Sorts each <tbody> of a table.sortable on its own, by each cell's data-sort; a header's data-type says
-# whether its column compares as numbers or as text (trial ids like "1225e266" look numeric). Empty last.
-SORTER = """
-document.querySelectorAll("table.sortable").forEach(function (table) {
-  var heads = table.querySelectorAll("thead th");
-  function key(row, i) {
-    var c = row.children[i];
-    return c.hasAttribute("data-sort") ? c.getAttribute("data-sort") : c.textContent;
-  }
-  function compare(x, y, numeric) {
-    if (x === "" || y === "") { return x === y ? 0 : (x === "" ? 1 : -1); }
-    return numeric ? Number(x) - Number(y) : x.localeCompare(y);
-  }
-  function sortBy(i, th) {
-    var up = th.getAttribute("aria-sort") !== "ascending";
-    var numeric = th.getAttribute("data-type") === "num";
-    heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", up ? "ascending" : "descending");
-    table.querySelectorAll("tbody").forEach(function (body) {
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = key(a, i), y = key(b, i);
-        if (x === "" || y === "") { return compare(x, y, numeric); }
-        return up ? compare(x, y, numeric) : compare(y, x, numeric);
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  }
-  heads.forEach(function (th, i) {
-    th.addEventListener("click", function () { sortBy(i, th); });
-    th.addEventListener("keydown", function (e) {
-      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(i, th); }
-    });
-  });
-});
-"""
-
-NAV = (("comparison", "Models"), ("ranking", "Is the ranking real?"), ("curves", "Learning curves"),
+NAV = (("comparison", "Models"), ("ranking", "Is the ranking real?"), ("progress", "Search progress"),
+       ("curves", "Learning curves"),
        ("hyperparameters", "Hyperparameters"), ("gallery", "Best model's images"),
        ("reproducibility", "Reproducibility"))
 
@@ -97,7 +64,7 @@ class Page:
 
     def render(self, title: str, body: str) -> str:
         plotly_js = self.scripts.inline(get_plotlyjs())
-        sorter = self.scripts.inline(SORTER)
+        sorter = self.scripts.inline(table.SCRIPT)
         nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in NAV)
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f'<meta http-equiv="Content-Security-Policy" content="{esc(self.scripts.policy())}">'

@@ -7,28 +7,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 
 from polyp_ray.report.comparison import Ranking, Row
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.report.gallery import Case, Gallery
-from polyp_ray.report.importance import Importance
-from polyp_ray.report.markup import cell, data_uri, esc, fmt, fmt_int, key_values, note, pre
+from polyp_ray.report.importance import SAMPLE_SEED, Importance
+from polyp_ray.report.markup import data_uri, esc, fmt, key_values, note, pre
 from polyp_ray.report.stats import ALPHA, Interval
+from polyp_ray.report.table import ci
 
 # The notebook's reported 2-class mean IoU (CVC-ColonDB; IoU pooled per test batch of 4, averaged over batches).
 NOTEBOOK = (("unet", "U-Net", 0.66), ("vgg16_unet", "VGG16-U-Net", 0.48))
 SMALLEST_TESTABLE = 6  # a two-sided exact Wilcoxon test cannot reach p < 0.05 on fewer pairs
 
-TABLE_CAPTION = (
-    "Click a header to sort (families and trials sort separately). A family row shows its best trial by "
-    "validation score, with wall time and CPU/GPU-hours summed over all its trials. Validation scores are "
-    "the best epoch's, measured during the search (only their means are recorded, so they carry no "
-    "interval); test scores evaluate each trial's best checkpoint, with "
-    "95% percentile-bootstrap intervals over test images (they cover image sampling, not training "
-    "randomness). Dice and IoU are per image, averaged over images; an image with no polyp and no "
-    "prediction scores 1."
-)
 NOTEBOOK_CAPTION = (
     "The notebook's figures were measured on CVC-ColonDB with a 2-class IoU (background included) pooled "
     "over each test batch of 4, not on this dataset and split: they are shown for orientation, not as a "
@@ -64,7 +55,7 @@ def header(exp: Experiment, best: Row | None) -> str:
              "for every trial.</p>"]
     if best is not None:
         lines.append(f'<p class="headline">Best: <b>{esc(best.model)}</b> (trial {esc(best.trial_id)}), '
-                     f"test Dice {_ci(best.test_dice)}, test IoU {_ci(best.test_iou)}, "
+                     f"test Dice {ci(best.test_dice)}, test IoU {ci(best.test_iou)}, "
                      f"2-class mIoU {fmt(best.test_miou)}.</p>")
     return "".join(lines)
 
@@ -82,76 +73,6 @@ def _grouping(data: dict) -> str:
 
 def notes(items: list[str]) -> str:
     return "".join(note(item) for item in items)
-
-
-Column = tuple[str, str, Callable[[Row], str]]  # header, tooltip, the row's <td>
-TEXT_COLUMNS = {"family / trial", "model"}
-
-COLUMNS: list[Column] = [
-    ("family / trial", "model family, or trial id", lambda r: cell(_label(r), r.label)),
-    ("model", "", lambda r: cell(esc(r.model), r.model)),
-    ("val Dice", "best validation per-image Dice", lambda r: cell(fmt(r.val_dice), r.val_dice)),
-    ("val IoU", "validation per-image IoU at that epoch", lambda r: cell(fmt(r.val_iou), r.val_iou)),
-    ("test Dice [95% CI]", "per-image mean, bootstrap over test images",
-     lambda r: cell(_ci(r.test_dice), r.test_dice.mean)),
-    ("test IoU [95% CI]", "", lambda r: cell(_ci(r.test_iou), r.test_iou.mean)),
-    ("2-class mIoU", "the notebook's metric: pooled confusion matrix over the test split",
-     lambda r: cell(fmt(r.test_miou), r.test_miou)),
-    ("params", "weights, frozen included", lambda r: cell(fmt_int(r.n_params), r.n_params, "num")),
-    ("image", "input side in pixels", lambda r: cell(fmt_int(r.image_size), r.image_size, "num")),
-    ("batch", "", lambda r: cell(fmt_int(r.batch_size), r.batch_size, "num")),
-    ("epochs", "epochs run (ASHA may stop a trial at a rung)",
-     lambda r: cell(_epochs(r), r.epochs_run, "num")),
-    ("wall time", "family rows: summed over the family's trials",
-     lambda r: cell(_duration(r.wall_s), r.wall_s, "num")),
-    ("CPU-h", "", lambda r: cell(fmt(r.cpu_hours, 4), r.cpu_hours, "num")),
-    ("GPU-h", "", lambda r: cell(fmt(r.gpu_hours, 4), r.gpu_hours, "num")),
-]
-
-
-def comparison(families: list[Row], trials: list[Row], best_trial: str | None) -> str:
-    head = "".join(_head(name, tip) for name, tip, _ in COLUMNS)
-    bodies = "".join(f'<tbody class="{kind}">{"".join(_table_row(r, best_trial) for r in rows)}</tbody>'
-                     for kind, rows in (("families", families), ("trials", trials)))
-    table = f'<table id="model-table" class="sortable"><thead><tr>{head}</tr></thead>{bodies}</table>'
-    return f'<div class="scroll">{table}</div>' + caption(TABLE_CAPTION)
-
-
-def _head(name: str, tip: str) -> str:
-    kind = "text" if name in TEXT_COLUMNS else "num"
-    return f'<th scope="col" title="{esc(tip)}" data-type="{kind}" tabindex="0">{esc(name)}</th>'
-
-
-def _table_row(row: Row, best_trial: str | None) -> str:
-    classes = [row.kind] + (["best"] if row.trial_id == best_trial and row.kind == "family" else [])
-    return f'<tr class="{" ".join(classes)}">{"".join(render(row) for _, _, render in COLUMNS)}</tr>'
-
-
-def _label(row: Row) -> str:
-    if row.kind == "family":
-        trials = f"{row.n_trials} trial{'s' if row.n_trials != 1 else ''}"
-        return f"<b>{esc(row.label)}</b><br><small>{trials}, best {esc(row.trial_id)}</small>"
-    status = "" if row.status in ("TERMINATED", "") else f" <small>{esc(row.status)}</small>"
-    return f"<code>{esc(row.label)}</code>{status}"
-
-
-def _ci(value: Interval) -> str:
-    if not value.defined:
-        return "–"
-    return f"{value.mean:.3f} <small>[{value.low:.3f}, {value.high:.3f}]</small>"
-
-
-def _epochs(row: Row) -> str:
-    text = fmt_int(row.epochs_run)
-    return f"{text} <small>stopped</small>" if row.stopped_early and row.kind == "trial" else text
-
-
-def _duration(seconds: float) -> str:
-    if math.isnan(seconds):
-        return "–"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def notebook(families: list[Row]) -> str:
@@ -176,7 +97,7 @@ def ranking(result: Ranking, tests: dict[str, Interval]) -> str:
     a, b = result.families
     ta, tb = result.best_trials[a], result.best_trials[b]
     intro = (f"<p>Best two families by validation score: <b>{esc(a)}</b> (trial {esc(ta)}, test Dice "
-             f"{_ci(tests[ta])}) and <b>{esc(b)}</b> (trial {esc(tb)}, test Dice {_ci(tests[tb])}).</p>")
+             f"{ci(tests[ta])}) and <b>{esc(b)}</b> (trial {esc(tb)}, test Dice {ci(tests[tb])}).</p>")
     test = result.test
     if test is None or test.p_value is None:
         why = test.reason if test else "no per-image scores"
@@ -205,8 +126,14 @@ def importance(result: Importance, figure: str) -> str:
         left = note("Left out (conditional, not sampled by every trial): " + ", ".join(result.left_out))
     if not result.scores:
         return f"<p>Hyperparameter importance not computed: {esc(result.reason)}.</p>{left}"
-    return figure + left + caption("fANOVA (Optuna) over the trials' best validation scores. With few trials "
-                                   "this is a rough guide, not a measurement.")
+    if result.sampled:
+        over = (f"{result.used:,} of the {result.scored:,} scored trials: the best {result.kept_best:,} by the "
+                f"metric and a random {result.used - result.kept_best:,} of the rest (seed {SAMPLE_SEED}; fANOVA's "
+                "cost grows faster than the number of trials)")
+    else:
+        over = f"all {result.used:,} scored trials"
+    return figure + left + caption(f"fANOVA (Optuna) over the best validation scores of {over}. With few "
+                                   "trials this is a rough guide, not a measurement.")
 
 
 def gallery(result: Gallery, scatter: str) -> str:

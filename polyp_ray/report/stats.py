@@ -6,6 +6,7 @@ experiment shows the same numbers.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -43,15 +44,27 @@ def bootstrap_ci(values: np.ndarray | list[float], confidence: float = 0.95,
     data = data[np.isfinite(data)]
     if data.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    chunk = max(1, 2_000_000 // data.size)  # bounds the index matrix at ~16 MB for large test splits
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        means[start:stop] = data[rng.integers(0, data.size, (stop - start, data.size))].mean(axis=1)
+    # Each resample's mean is (how often each image was drawn) . scores / n: one matrix-vector product
+    # with the draw counts, which depend only on (n, resamples, seed) and are shared by every trial scored
+    # on the same test split (2,000 trials: a second instead of a minute of index gathering).
+    means = _draw_counts(int(data.size), resamples, seed) @ data / data.size
     tail = (1.0 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return Interval(float(data.mean()), float(low), float(high), int(data.size))
+
+
+@functools.lru_cache(maxsize=4)
+def _draw_counts(n: int, resamples: int, seed: int) -> np.ndarray:
+    """``counts[r, i]``: how often resample ``r`` draws image ``i`` (read-only: cached and shared)."""
+    rng = np.random.default_rng(seed)
+    counts = np.empty((resamples, n), dtype=np.float64)
+    chunk = max(1, 2_000_000 // n)  # bounds the index matrix at ~16 MB for large test splits
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        draws = rng.integers(0, n, (stop - start, n)) + n * np.arange(stop - start)[:, None]
+        counts[start:stop] = np.bincount(draws.ravel(), minlength=(stop - start) * n).reshape(stop - start, n)
+    counts.flags.writeable = False
+    return counts
 
 
 @dataclass(frozen=True)

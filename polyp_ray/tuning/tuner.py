@@ -1,28 +1,30 @@
-"""A new Tuner: OptunaSearch (seeded TPE, define-by-run space) under a ConcurrencyLimiter, and ASHA."""
+"""A new Tuner: OptunaSearch (seeded TPE, define-by-run space, its study in a database: study.py) under a
+ConcurrencyLimiter, ASHA, and the Tune callbacks the job switches on (MLflow)."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
 
 from polyp_ray.config import JobConfig
+from polyp_ray.errors import ConfigError
 from polyp_ray.searchspace import SearchSpace
+from polyp_ray.storage import OURS
+from polyp_ray.tuning.study import experiment_folder, new_searcher
 from polyp_ray.tuning.trainable import score_key
+
+MLRUNS = "mlruns"  # the default MLflow store, under the experiment's polyp_ray/ (uploaded with it)
 
 
 def new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage: str) -> tune.Tuner:
-    import optuna
-
     score = score_key(job.metric)  # the trial's best epoch so far: what ASHA compares and TPE learns
-    searcher = OptunaSearch(
-        space.define_by_run,
-        metric=score,
-        mode=job.mode,
-        sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=min(10, max(2, job.num_samples // 3))),
-        points_to_evaluate=job.points_to_evaluate or None,
-    )
+    searcher = new_searcher(job, space, name, storage)
+    callbacks = tune_callbacks(job, experiment_folder(job, storage, name), name)
     scheduler = ASHAScheduler(time_attr="epoch", max_t=job.max_epochs, grace_period=job.grace_period,
                               reduction_factor=job.reduction_factor)
     return tune.Tuner(
@@ -47,5 +49,37 @@ def new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage:
             failure_config=tune.FailureConfig(max_failures=job.max_failures),
             log_to_file=True,  # each trial's own output (TensorFlow's start-up lines) in its folder, not on screen
             verbose=1,
+            callbacks=callbacks or None,  # Tune still adds its JSON/CSV/TensorBoard loggers beside these
         ),
     )
+
+
+def mlflow_uri(job: JobConfig, folder: Path) -> str:
+    """The job's tracking URI, or SQLite under the experiment (MLflow 3 refuses a plain ./mlruns file store)."""
+    return job.mlflow_tracking_uri or f"sqlite:///{folder / OURS / MLRUNS / 'mlflow.db'}"
+
+
+def tune_callbacks(job: JobConfig, folder: Path, name: str) -> list[Any]:
+    if "mlflow" not in job.callbacks:
+        return []
+    if importlib.util.find_spec("mlflow") is None:  # Ray imports it only when the first trial starts
+        raise ConfigError("callbacks: mlflow needs the mlflow package: pip install mlflow-skinny (or mlflow)")
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    uri = mlflow_uri(job, folder)
+    if job.mlflow_tracking_uri is None:
+        _local_mlflow_experiment(uri, job.name, folder / OURS / MLRUNS / "artifacts")
+    # One MLflow experiment per job, one run per trial; the tag tells this search's runs from earlier ones.
+    return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=job.name,
+                                 tags={"polyp_ray.experiment": name, "polyp_ray.job": job.name})]
+
+
+def _local_mlflow_experiment(uri: str, name: str, artifacts: Path) -> None:
+    """Created here with its artifact folder inside the experiment: MLflow's default would be ./mlruns
+    under whatever folder the search was started from."""
+    import mlflow
+
+    artifacts.mkdir(parents=True, exist_ok=True)
+    client = mlflow.MlflowClient(uri)
+    if client.get_experiment_by_name(name) is None:
+        client.create_experiment(name, artifact_location=artifacts.as_uri())

@@ -57,3 +57,12 @@ def _seed_putting_in_test(stems: list[str], stem: str) -> int:
         if stem in split["test"]:
             return seed
     raise AssertionError(f"no split seed puts {stem!r} into the test split")
+
+
+@pytest.fixture(scope="session")
+def large_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fabricated 2,000-trial search and its report (no gallery: no model), built once per session."""
+    from tests.report.fake_search import write_search
+
+    exp = write_search(tmp_path_factory.mktemp("large_search"), 2000)
+    return exp, build_report(exp, tmp_path_factory.mktemp("large_report") / "large.html", gallery=False)

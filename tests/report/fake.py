@@ -64,7 +64,7 @@ def _trial(exp: Path, trial_id: str, family: str, params: dict, base: float, ste
     per_image = [{"stem": s, "dice": float(d), "iou": float(d / (2 - d)),
                   "truth_fraction": float(rng.random() / 4), "pred_fraction": 0.1}
                  for s, d in zip(stems, dice, strict=True)]
-    test = {"trial_id": trial_id, "checkpoint_epoch": epochs, "threshold": 0.5,
+    test = {"trial_id": trial_id, "checkpoint_epoch": epochs, "threshold": 0.5, "protocol": "original_resolution",
             "summary": {"dice": float(dice.mean()), "iou": 0.3, "miou_2class": 0.6, "n_images": len(stems)},
             "per_image": per_image, "n_params": 1000, "image_size": 32}
     target = exp / "polyp_ray" / "trials" / trial_id

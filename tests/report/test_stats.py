@@ -19,6 +19,14 @@ def test_bootstrap_interval_covers_the_mean_and_is_seeded() -> None:
     assert bootstrap_ci(values) == interval
 
 
+def test_bootstrap_by_draw_counts_is_the_plain_resampling_bootstrap() -> None:
+    values = np.random.default_rng(5).random(150)
+    draws = np.random.default_rng(0).integers(0, 150, (2000, 150))  # the same seeded draws, one chunk
+    low, high = np.percentile(values[draws].mean(axis=1), [2.5, 97.5])
+    interval = bootstrap_ci(values)
+    assert (interval.low, interval.high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+
+
 def test_bootstrap_interval_narrows_with_more_images() -> None:
     rng = np.random.default_rng(2)
     small, large = bootstrap_ci(rng.random(20)), bootstrap_ci(rng.random(2000))

@@ -1,0 +1,55 @@
+"""``restore_tuner``: Tune's ``Tuner.restore`` on an experiment folder, with the trainable rebuilt from the
+job and space the experiment recorded (``polyp_ray/job.yaml``, ``searchspace.yaml``) and its data decoded
+and put into Ray's object store, as ``run_search`` does; users need no private function to continue,
+re-fit or inspect a search from Python (docs/integrations.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from polyp_ray.config import JobConfig
+from polyp_ray.data.dataset import prepare_data
+from polyp_ray.errors import ConfigError
+from polyp_ray.models.pretrained import needed_weights
+from polyp_ray.models.weights import weights_payload
+from polyp_ray.searchspace import SearchSpace, load_searchspace
+from polyp_ray.storage import OURS
+from polyp_ray.tuning.cluster import start_ray
+from polyp_ray.tuning.provenance import JOB_FILE, SPACE_FILE
+from polyp_ray.tuning.trainable import make_trainable
+from polyp_ray.typed_yaml import from_mapping, read_yaml
+
+
+def restore_tuner(experiment: str | Path, address: str | None = None, resume_errored: bool = True,
+                  **restore_options: Any) -> tune.Tuner:
+    """A Tuner restored from a local experiment folder: ``.fit()`` finishes an interrupted search (the
+    trials done are not rerun) or returns a finished one's results; ``.get_results()`` reads them.
+
+    Starts a private local Ray when none is running (``address`` to attach to a cluster instead);
+    ``restore_options`` go to ``tune.Tuner.restore`` (``restart_errored``, ``resume_unfinished``)."""
+    folder = Path(experiment).expanduser().resolve()
+    if not tune.Tuner.can_restore(str(folder)):
+        raise ConfigError(f"restore_tuner: {folder} holds no Tune experiment (tuner.pkl)")
+    job, space = recorded_job(folder)
+    start_ray(address)
+    sizes = space.possible("image_size", job.trial.image_size)
+    refs = {size: ray.put(prepare_data(job.trial.data, size)) for size in sizes}
+    trainable = make_trainable(job, refs, ray.put(weights_payload(needed_weights(job, space))))
+    return tune.Tuner.restore(str(folder), trainable=trainable, resume_errored=resume_errored, **restore_options)
+
+
+def recorded_job(folder: Path) -> tuple[JobConfig, SearchSpace]:
+    """The resolved job and the space an experiment ran with, as its ``polyp_ray/`` folder recorded them."""
+    ours = folder / OURS
+    if not (ours / JOB_FILE).is_file() or not (ours / SPACE_FILE).is_file():
+        raise ConfigError(f"restore_tuner: {ours} lacks {JOB_FILE} or {SPACE_FILE}: not a polyp-ray experiment")
+    raw = read_yaml(ours / JOB_FILE)
+    # The warm start only seeded the study when the search began; its source may be gone by now.
+    raw.pop("warm_start", None), raw.pop("warm_start_study", None)
+    job = from_mapping(JobConfig, raw, str(ours / JOB_FILE))
+    job.validate(str(ours / JOB_FILE))
+    return job, load_searchspace(ours / SPACE_FILE)

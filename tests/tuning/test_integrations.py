@@ -1,0 +1,158 @@
+"""Real small searches and what other tools read from them: the Optuna study (its per-epoch values,
+optuna-dashboard over HTTP, a warm start from it), MLflow's runs, TensorBoard's event files, Tune's
+ExperimentAnalysis and restore_tuner. PostgreSQL and a SIGKILLed driver are in test_study_storage.py."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import TINY_SPACE, search_command, write_job
+
+pytestmark = pytest.mark.slow
+BEST = "best_val_dice"
+
+
+def run_search(folder: Path, job: Path, name: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(search_command("--job", str(job), "--name", name, "--no-report"), cwd=folder,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def study_of(experiment: Path) -> optuna.Study:
+    record = json.loads((experiment / "polyp_ray" / "optuna.json").read_text())
+    return optuna.load_study(study_name=record["study_name"], storage=record["storage"])
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two trials of two epochs, with the MLflow callback on (its default local store)."""
+    folder = tmp_path_factory.mktemp("integrations")
+    job = write_job(folder, "integ", folder / "experiments", num_samples=2, max_epochs=2, grace_period=2,
+                    callbacks=["mlflow"], data={"synthetic_count": 32})
+    proc = run_search(folder, job, "integ-run")
+    assert "optuna-dashboard sqlite:///" in proc.stdout
+    return folder / "experiments" / "integ-run"
+
+
+def test_the_study_holds_every_trial_with_its_per_epoch_values(experiment: Path) -> None:
+    assert (experiment / "polyp_ray" / "optuna.db").is_file()
+    study = study_of(experiment)
+    table = pd.read_csv(experiment / "polyp_ray" / "trials.csv")
+    finished = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(study.trials) == len(finished) == 2
+    assert sorted(t.value for t in finished) == pytest.approx(sorted(table[BEST]))  # the number TPE learnt
+    for trial in finished:
+        assert sorted(trial.intermediate_values) == [1, 2]  # one value per epoch (Tune's training_iteration)
+        assert trial.intermediate_values[2] == pytest.approx(trial.value)  # the running best, ended at the score
+    assert study.user_attrs["polyp_ray"]["metric"] == BEST
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get_json(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_optuna_dashboard_serves_the_study(experiment: Path) -> None:
+    port = _free_port()
+    storage = json.loads((experiment / "polyp_ray" / "optuna.json").read_text())["storage"]
+    dashboard = Path(sys.executable).with_name("optuna-dashboard")
+    proc = subprocess.Popen([str(dashboard), storage, "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        studies = _get_json(f"http://127.0.0.1:{port}/api/studies", proc)["study_summaries"]
+        assert [s["study_name"] for s in studies] == ["integ-run"]
+        detail = _get_json(f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}", proc)
+        assert len(detail["trials"]) == 2
+        assert {t["state"] for t in detail["trials"]} == {"Complete"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_mlflow_has_one_run_per_trial_with_its_epochs(experiment: Path) -> None:
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is in the test extra")
+    client = mlflow.MlflowClient(f"sqlite:///{experiment / 'polyp_ray' / 'mlruns' / 'mlflow.db'}")
+    found = client.get_experiment_by_name("integ")
+    assert found is not None and found.artifact_location.startswith((experiment / "polyp_ray").as_uri())
+    runs = client.search_runs([found.experiment_id])
+    assert len(runs) == 2
+    table = pd.read_csv(experiment / "polyp_ray" / "trials.csv")
+    for run in runs:
+        assert run.data.tags["polyp_ray.experiment"] == "integ-run"
+        assert run.info.status == "FINISHED"
+        history = client.get_metric_history(run.info.run_id, "val_dice")
+        assert len(history) == 2  # one point per epoch
+        assert float(run.data.params["learning_rate"]) in set(table["learning_rate"])
+
+
+def test_tensorboard_event_files_are_written_per_trial(experiment: Path) -> None:
+    trials = [p for p in experiment.iterdir() if (p / "params.json").is_file()]
+    assert len(trials) == 2
+    for trial in trials:
+        assert list(trial.glob("events.out.tfevents.*")), f"{trial.name} has no TensorBoard events"
+
+
+def test_experiment_analysis_and_restore_tuner_read_the_experiment(experiment: Path) -> None:
+    import ray
+    from ray.tune import ExperimentAnalysis
+
+    from polyp_ray.tuning import restore_tuner
+
+    table = pd.read_csv(experiment / "polyp_ray" / "trials.csv")
+    analysis = ExperimentAnalysis(str(experiment))
+    assert len(analysis.trials) == 2
+    best = analysis.get_best_config(metric=BEST, mode="max")
+    assert best["learning_rate"] == pytest.approx(table.iloc[0]["learning_rate"])
+    before = sorted(p.name for p in experiment.iterdir())
+    try:
+        results = restore_tuner(experiment).fit()  # finished: nothing is trained again
+    finally:
+        ray.shutdown()
+    assert len(results) == 2 and not results.errors
+    assert results.get_best_result(metric=BEST, mode="max").config["learning_rate"] == pytest.approx(
+        table.iloc[0]["learning_rate"])
+    assert sorted(p.name for p in experiment.iterdir()) == before
+
+
+def test_a_warm_started_search_starts_from_the_earlier_trials(experiment: Path, tmp_path: Path) -> None:
+    wider = TINY_SPACE.replace("low: 1.0e-4", "low: 1.0e-5")  # widen a range: the earlier points stay valid
+    job = write_job(tmp_path, "warm", tmp_path / "experiments", space=wider, num_samples=1, max_epochs=2,
+                    grace_period=2, warm_start=str(experiment), data={"synthetic_count": 32})
+    proc = run_search(tmp_path, job, "warm-run")
+    assert "warm start: 2 finished trials of study 'integ-run'" in proc.stdout
+    study = study_of(tmp_path / "experiments" / "warm-run")
+    finished = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(finished) == 3
+    earlier = {t.number: t for t in study_of(experiment).trials}
+    for trial in finished[:2]:
+        source = earlier[int(trial.user_attrs["warm_start_from"].split("#")[1])]
+        assert trial.params == source.params and trial.value == source.value
+        assert trial.distributions["learning_rate"].low == 1e-5  # re-expressed in the wider space
+    assert "warm_start_from" not in finished[2].user_attrs
+    # Only the new trial was trained: the earlier ones cost nothing again.
+    assert len(pd.read_csv(tmp_path / "experiments" / "warm-run" / "polyp_ray" / "trials.csv")) == 1
