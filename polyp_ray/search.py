@@ -22,6 +22,7 @@ from pathlib import Path
 from polyp_ray.config import JobConfig, TrialConfig, load_job_config, to_dict, trial_config_for
 from polyp_ray.errors import ConfigError, run_cli
 from polyp_ray.searchspace import SearchSpace, load_searchspace
+from polyp_ray.storage import OURS
 
 DEFAULT_JOB = "default.yaml"
 
@@ -47,7 +48,8 @@ def _main(args: argparse.Namespace) -> int:
                             verbose=args.verbose)
     experiment = run_search(job, space, space_path, options)
     if not args.no_report:
-        _write_report(experiment)
+        _write_report(experiment.local)
+        experiment.publish(OURS)  # the report beside the results, at a storage URI too
     return 0
 
 
@@ -59,7 +61,6 @@ def _write_report(experiment: Path) -> None:
 
     from polyp_ray.report import build_report
     from polyp_ray.report.build import default_output
-    from polyp_ray.storage import OURS
 
     try:
         # built once (the gallery loads the best model) and copied

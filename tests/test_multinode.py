@@ -69,7 +69,9 @@ class Cluster:
         self.sessions: dict[str, int] = {}
 
     def start(self, name: str, *args: str) -> None:
+        # Each node's dashboard agent on a port of its own: two on one machine would both take the default.
         common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats",
+                  f"--dashboard-agent-listen-port={_free_port()}",
                   "--object-store-memory=200000000", f"--temp-dir={self.root / name}"]
         log = self.root / f"{name}.log"
         with log.open("w") as sink:  # a file, not a pipe: the node's daemons keep their stdout open

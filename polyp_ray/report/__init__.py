@@ -1,7 +1,8 @@
 """The experiment report: ``build_report(experiment_dir) -> Path`` and the ``python -m polyp_ray.report`` CLI.
 
 One self-contained HTML file: model comparison with bootstrap intervals, a paired test of the best two
-families, learning curves with the ASHA rungs, hyperparameter plots and importance, the best model's
+families, the search's progress (best score against wall time and compute, trials per ASHA rung),
+learning curves with the ASHA rungs, hyperparameter plots and importance, the best model's
 worst and best test images, and what is needed to reproduce the search.
 """
 

@@ -21,7 +21,7 @@ from polyp_ray.errors import ConfigError
 from polyp_ray.models.pretrained import needed_weights
 from polyp_ray.models.weights import weights_payload
 from polyp_ray.searchspace import SearchSpace
-from polyp_ray.storage import OURS, locate
+from polyp_ray.storage import OURS, ExperimentStore, locate
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
 from polyp_ray.tuning.finish import summarise_trials
 from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
@@ -40,8 +40,9 @@ class SearchOptions:
     verbose: bool = False
 
 
-def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> Path:
-    """Run the search and score its trials; return the (local) experiment folder for the report."""
+def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> ExperimentStore:
+    """Run the search and score its trials; return where the experiment lives (its local folder, or the
+    local mirror of a storage URI, holds everything the report reads)."""
     info, _ = describe_dataset(job.trial.data)  # refuses a bad dataset before anything is written
     info.announce()
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
@@ -78,7 +79,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     experiment.publish(OURS)
     experiment.mirror_results()
     print(f"experiment: {experiment.uri}")
-    return experiment.local
+    return experiment
 
 
 def _print_table(table: pd.DataFrame) -> None:
