@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from polyp_ray.config import JobConfig, to_dict
+from polyp_ray.typed_yaml import from_mapping
 from polyp_ray.errors import ConfigError
 
 JOB_FILE, SPACE_FILE = "job.yaml", "searchspace.yaml"
@@ -36,7 +37,8 @@ def check_resume_unchanged(ours: Path, job: JobConfig, space_path: Path) -> bool
     saved_job, saved_space = ours / JOB_FILE, ours / SPACE_FILE
     if not saved_job.is_file():
         return False
-    before = yaml.safe_load(saved_job.read_text()) or {}
+    # Read back through the type, so a key added since that run counts at its default, not as a change.
+    before = to_dict(from_mapping(JobConfig, yaml.safe_load(saved_job.read_text()) or {}, str(saved_job)))
     now = to_dict(job)
     before.pop("name", None), now.pop("name", None)
     key = _first_difference(before, now)

@@ -48,3 +48,12 @@ def test_no_record_means_unchecked(tmp_path: Path) -> None:
     job_path = write_job(tmp_path, "r", tmp_path / "exp")
     job, space_path = load_job_config(job_path)
     assert not check_resume_unchanged(tmp_path / "nothing", job, space_path)
+
+
+def test_a_key_added_since_the_run_counts_at_its_default(tmp_path: Path) -> None:
+    job_path, ours = _recorded(tmp_path)
+    saved = ours / "job.yaml"
+    saved.write_text(saved.read_text().replace("keep_checkpoints: 2\n", ""))  # as an older version wrote it
+    assert "keep_checkpoints" not in saved.read_text()
+    job, space_path = load_job_config(job_path)
+    assert check_resume_unchanged(ours, job, space_path)

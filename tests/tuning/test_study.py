@@ -3,6 +3,7 @@ driver, the searcher's save/restore through SQLite, and the one-line errors of t
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from pathlib import Path
 
@@ -160,3 +161,10 @@ def test_an_unreachable_team_database_is_one_line_naming_the_key() -> None:
 def test_bad_integration_keys_are_refused_naming_the_key(tmp_path: Path, settings: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=rf"^{tmp_path}/j\.yaml: {key}: "):
         _job(tmp_path, **settings)
+
+
+def test_a_database_without_its_driver_says_which_module_is_missing() -> None:
+    if importlib.util.find_spec("pg8000") is not None:
+        pytest.skip("pg8000 is installed here, so its absence cannot be shown")
+    with pytest.raises(ConfigError, match=r"^optuna_storage: .*driver is not installed \(No module named 'pg8000'\)"):
+        open_storage("postgresql+pg8000://u@127.0.0.1:1/db", "optuna_storage")
