@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from polyp_ray.config import JobConfig, to_dict
-from polyp_ray.typed_yaml import from_mapping
 from polyp_ray.errors import ConfigError
+from polyp_ray.typed_yaml import from_mapping
 
 JOB_FILE, SPACE_FILE = "job.yaml", "searchspace.yaml"
 
