@@ -124,11 +124,14 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Pat
     import subprocess
 
     folder = tmp_path_factory.mktemp("tiny_search")
-    # Every family, the pretrained-encoder one with random weights: its checkpoints must load wherever
-    # the search scores them (a Ray worker that never imported the module registering its layers).
-    space = TINY_SPACE.replace("[unet, encoder_decoder]", "[unet, encoder_decoder, vgg16_unet]")
+    # Every family, the pretrained-encoder ones with random weights: their checkpoints must load wherever
+    # the search scores them (a Ray worker that never imported the module registering their layers);
+    # and the space samples encoders.
+    space = TINY_SPACE.replace("[unet, encoder_decoder]", "[unet, encoder_decoder, vgg16_unet]") + (
+        "encoder: {choices: [conv, mobilenetv2], when: {model: [unet, encoder_decoder]}}\n")
     job = write_job(folder, "tiny", folder / "experiments", space=space, num_samples=6, max_epochs=4,
-                    points_to_evaluate=[{"model": "vgg16_unet"}, {"model": "encoder_decoder"}, {"model": "unet"}])
+                    points_to_evaluate=[{"model": "vgg16_unet"}, {"model": "encoder_decoder", "encoder": "conv"},
+                                        {"model": "unet", "encoder": "mobilenetv2"}])
     proc = subprocess.run(search_command("--job", str(job), "--name", "tiny-run"), cwd=folder,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

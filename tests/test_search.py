@@ -10,8 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from tests.conftest import search_command, write_job
 
@@ -44,6 +46,7 @@ def test_search_writes_every_trial_and_asha_stops_some(tiny_experiment: Path) ->
     assert (table.loc[~table["stopped_early"], "epochs_run"] == 4).all()
     # Every family reached the test split, the VGG16 one too (its layers load in the scoring workers).
     assert set(table["model"]) == {"unet", "encoder_decoder", "vgg16_unet"}
+    assert "mobilenetv2" in set(table["encoder"])  # the space samples encoders too
     assert table["test_dice"].notna().all()
     assert "test_error" not in table or table["test_error"].isna().all()
     # One rule: a trial's score is its best epoch, the number TPE was told and the checkpoint tested.
@@ -97,7 +100,7 @@ def _session_pids(sid: int) -> list[int]:
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
     # Storage given as a URI (file://, as s3:// would be on a cluster): Tune writes there directly and
     # our summary is uploaded beside it.
-    job = write_job(tmp_path, "resume", f"file://{tmp_path / 'exp'}", num_samples=4, max_epochs=3, grace_period=3,
+    job = write_job(tmp_path, "resume", f"file://{tmp_path / 'exp'}", num_samples=3, max_epochs=2, grace_period=2,
                     max_concurrent=1)
     exp = tmp_path / "exp" / "resume-run"
     proc = _start(["--job", str(job), "--name", "resume-run", "--no-report"], tmp_path)
@@ -115,12 +118,19 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path: Path)
                              cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     trials = _trial_dirs(exp)
-    assert len(trials) == 4
+    assert len(trials) == 3
     for name, before in finished.items():
         assert (exp / name / "result.json").read_text() == before, f"{name} was run again"
     table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
-    assert len(table) == 4 and set(table["status"]) == {"TERMINATED"}
-    assert (table["epochs_run"] == 3).all()
+    assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
+    assert (table["epochs_run"] == 2).all()
+    # Optuna's study (SQLite, in the experiment) survived the kill: one finished trial per Tune trial,
+    # the resumed ones included, with the scores of the table, and nothing left running.
+    study = optuna.load_study(study_name="resume-run", storage=f"sqlite:///{exp / 'polyp_ray' / 'optuna.db'}")
+    completed = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(completed) == 3
+    assert sorted(t.value for t in completed) == pytest.approx(sorted(table["best_val_dice"]))
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
 
 
 def test_killed_trial_process_resumes_from_its_checkpoint(tmp_path: Path) -> None:

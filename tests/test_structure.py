@@ -12,7 +12,7 @@ MAX_LINES = 300
 # Floors, lowest first: a module may import its own floor and the ones below, never one above.
 # The foundation (configs, data, models, losses, metrics) knows nothing of Ray or of its callers.
 FLOORS = [
-    ("polyp_ray", "polyp_ray.errors"),
+    ("polyp_ray", "polyp_ray.errors", "polyp_ray.tf_quiet"),
     ("polyp_ray.config", "polyp_ray.typed_yaml", "polyp_ray.searchspace", "polyp_ray.runtime", "polyp_ray.data",
      "polyp_ray.models", "polyp_ray.losses", "polyp_ray.metrics", "polyp_ray.schedules"),
     ("polyp_ray.evaluation",),

@@ -17,16 +17,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 import urllib.parse
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from polyp_ray.data.layouts import LAYOUTS
 from polyp_ray.errors import ConfigError, DataError, PolypRayError
+from polyp_ray.tf_quiet import quiet_keras
 
 MIRROR_ENV = "POLYP_RAY_MIRROR"
 
@@ -100,7 +99,7 @@ def download(origin: str, target: Path, file_hash: str | None, what: str, advice
     except OSError as err:
         raise error(f"{what}: cannot write to {target.parent} ({err.strerror or err}); {where}") from None
     try:
-        got = _keras().utils.get_file(target.name, url, file_hash=file_hash, cache_dir=str(partial),
+        got = quiet_keras().utils.get_file(target.name, url, file_hash=file_hash, cache_dir=str(partial),
                                       cache_subdir=str(partial))
         os.replace(got, target)
     except ValueError:  # get_file's hash mismatch
@@ -150,21 +149,3 @@ def _unpack(archive: Path, final: Path, spec: PublicDataset) -> None:
         raise DataError(f"{final}: cannot unpack {archive} there ({err.strerror or err})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _keras() -> Any:
-    """``import keras`` without TensorFlow's start-up lines on stderr.
-
-    TensorFlow's C++ libraries log to file descriptor 2 before Python's logging exists; a CLI that then
-    fails offline must still print exactly one line.
-    """
-    if "keras" not in sys.modules:
-        saved = os.dup(2)
-        try:
-            with open(os.devnull, "w") as null:
-                os.dup2(null.fileno(), 2)
-                import keras  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    return sys.modules["keras"]

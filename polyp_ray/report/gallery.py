@@ -86,6 +86,9 @@ def _rendered(exp: Experiment, chosen: list[tuple[str, dict[str, Any]]], notes: 
 
 
 def _predict(path: Path, images: np.ndarray) -> np.ndarray:
+    from polyp_ray.tf_quiet import quiet_keras
+
+    quiet_keras()  # the search's driver loads TensorFlow here, for the first time: keep its console clean
     from polyp_ray.evaluation import predict_probs
     from polyp_ray.models.saving import load_model
 

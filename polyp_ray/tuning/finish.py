@@ -52,7 +52,10 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
     table = pd.DataFrame(list(rows.values()))
     table = table.sort_values(f"best_{job.metric}", ascending=job.mode == "min", na_position="last")
     table.to_csv(ours / "trials.csv", index=False)
-    _keep_winner(table.iloc[0]["trial_id"], checkpoints, ours)
+    # The winner is the best by validation among the trials whose checkpoint could be scored (loaded).
+    scored = table[table["test_error"].isna()] if "test_error" in table else table
+    if len(scored):
+        _keep_winner(scored.iloc[0]["trial_id"], checkpoints, ours)
     return table
 
 

@@ -1,5 +1,5 @@
-"""Where the Optuna study lives, under stress: a SIGKILLed driver and ``--resume`` (the SQLite file in the
-experiment), and a team PostgreSQL server (``optuna_storage``) that the test starts on 127.0.0.1."""
+"""A team PostgreSQL server (``optuna_storage``) that the test starts on 127.0.0.1 holds a search's study.
+(The study file of a SIGKILLed and resumed search is checked in tests/test_search.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pwd
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -24,60 +23,6 @@ from optuna.trial import TrialState
 from tests.conftest import search_command, write_job
 
 pytestmark = pytest.mark.slow
-
-
-def _states(db: Path) -> list[str]:
-    """Trial states straight from the file, read-only, while the driver writes it."""
-    if not db.is_file():
-        return []
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            return [row[0] for row in con.execute("SELECT state FROM trials ORDER BY number")]
-    except sqlite3.OperationalError:  # the tables are not created yet
-        return []
-
-
-def _kill_session(proc: subprocess.Popen) -> None:
-    """SIGKILL the driver and every process of its session (the local Ray it started), by pid."""
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _session_pids(proc.pid):
-        time.sleep(0.5)
-    for pid in _session_pids(proc.pid):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _session_pids(sid: int) -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
-    return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) == sid]
-
-
-def test_the_study_survives_a_killed_driver_and_resume(tmp_path: Path) -> None:
-    job = write_job(tmp_path, "kill", tmp_path / "experiments", num_samples=3, max_epochs=2, grace_period=2,
-                    max_concurrent=1, data={"synthetic_count": 32})
-    exp = tmp_path / "experiments" / "kill-run"
-    db = exp / "polyp_ray" / "optuna.db"
-    proc = subprocess.Popen(search_command("--job", str(job), "--name", "kill-run", "--no-report"), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while _states(db)[:2] != ["COMPLETE", "RUNNING"]:  # killed with one trial done and one training
-            assert proc.poll() is None, f"search ended early: {proc.stdout.read()[-3000:] if proc.stdout else ''}"
-            assert time.monotonic() < deadline, "timed out waiting for the first finished trial"
-            time.sleep(0.5)
-    finally:
-        _kill_session(proc)
-    resumed = subprocess.run(search_command("--job", str(job), "--resume", "--no-report"), cwd=tmp_path,
-                             capture_output=True, text=True, timeout=900)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-
-    study = optuna.load_study(study_name="kill-run", storage=f"sqlite:///{db}")
-    table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
-    finished = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(table) == 3 == len(finished)  # one study trial per Tune trial, the resumed one included
-    assert sorted(t.value for t in finished) == pytest.approx(sorted(table["best_val_dice"]))
-    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))  # nothing left dangling
 
 
 def _postgres_bin() -> Path | None:

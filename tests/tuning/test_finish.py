@@ -1,0 +1,67 @@
+"""After the trials: a checkpoint that cannot be scored marks its trial, and the others, the table and
+the winner are still written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from polyp_ray.config import DataConfig, JobConfig, TrialConfig
+from polyp_ray.data.dataset import prepare_data
+
+pytestmark = pytest.mark.slow
+
+
+class FakeResult:
+    """What summarise_trials reads of a ray.tune.Result."""
+
+    def __init__(self, trial_id: str, checkpoint: Any, val_dice: float) -> None:
+        self.metrics = {"trial_id": trial_id, "time_total_s": 5.0, "epoch": 1, "val_dice": val_dice}
+        self.metrics_dataframe = pd.DataFrame([self.metrics])
+        self.config = {"model": "unet"}
+        self.error = None
+        self.path = f"/nowhere/{trial_id}"
+        self.best_checkpoints = [(checkpoint, self.metrics)]
+
+    def get_best_checkpoint(self, metric: str, mode: str) -> Any:
+        return self.best_checkpoints[0][0]
+
+
+def test_a_failed_scoring_marks_its_trial_and_the_rest_carry_on(tmp_path: Path) -> None:
+    import ray
+    from ray import tune
+
+    from polyp_ray.models import build_model
+    from polyp_ray.models.saving import save_checkpoint_model
+    from polyp_ray.tuning.finish import summarise_trials
+
+    data_config = DataConfig(synthetic_count=24, val_fraction=0.25, test_fraction=0.25)
+    job = JobConfig(name="f", max_epochs=1, grace_period=1,
+                    trial=TrialConfig(base_width=4, image_size=32, batch_size=4, num_predictions=1, data=data_config))
+    good, broken = tmp_path / "good", tmp_path / "broken"
+    save_checkpoint_model(build_model("unet", 32, 4), good)
+    broken.mkdir()
+    (broken / "model").mkdir()
+    (broken / "model" / "config.json").write_text("{not json")
+    prepared = {32: prepare_data(data_config, 32)}
+    ray.init(address="local", num_cpus=1, include_dashboard=False)
+    try:
+        refs = {32: ray.put(prepared[32])}
+        results = [FakeResult("bad", tune.Checkpoint.from_directory(str(broken)), 0.9),
+                   FakeResult("ok", tune.Checkpoint.from_directory(str(good)), 0.5)]
+        table = summarise_trials(results, job, prepared, refs, tmp_path / "ours")
+    finally:
+        ray.shutdown()
+    rows = table.set_index("trial_id")
+    assert isinstance(rows.loc["bad", "test_error"], str) and rows.loc["bad", "test_error"]
+    assert pd.isna(rows.loc["bad", "test_dice"])
+    assert pd.isna(rows.loc["ok", "test_error"]) and 0 <= rows.loc["ok", "test_dice"] <= 1
+    assert (tmp_path / "ours" / "trials.csv").is_file()
+    assert (tmp_path / "ours" / "trials" / "ok" / "test_metrics.json").is_file()
+    # The best trial by validation could not be loaded: the winner is the best one that could.
+    from polyp_ray.models.saving import load_model
+
+    assert load_model(tmp_path / "ours" / "best" / "model.keras").count_params() > 0
