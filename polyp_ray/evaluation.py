@@ -91,6 +91,14 @@ def write_predictions(split: SplitArrays, probs: np.ndarray, out_dir: Path, coun
     return written
 
 
+def write_test_outputs(out_dir: Path, body: dict[str, Any], test: SplitArrays, probs: np.ndarray,
+                       threshold: float) -> None:
+    """test_metrics.json and the strips of the first ``len(probs)`` test images (kept free of TensorFlow:
+    the search's driver writes these for every trial)."""
+    write_json(out_dir / "test_metrics.json", body)
+    write_predictions(test, probs, out_dir / "predictions", len(probs), threshold)
+
+
 def write_json(path: Path, body: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

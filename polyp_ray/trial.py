@@ -24,14 +24,7 @@ from polyp_ray.config import TrialConfig, to_dict
 from polyp_ray.data.dataset import PreparedData, prepare_data
 from polyp_ray.data.pipeline import train_dataset
 from polyp_ray.errors import ConfigError, TrainingDiverged
-from polyp_ray.evaluation import (
-    evaluate_split,
-    original_counts,
-    predict_probs,
-    truths_of,
-    write_json,
-    write_predictions,
-)
+from polyp_ray.evaluation import evaluate_split, original_counts, predict_probs, truths_of, write_test_outputs
 from polyp_ray.losses import get_loss
 from polyp_ray.metrics import summarise_counts
 from polyp_ray.models import build_model, freezable, set_encoder_trainable
@@ -97,7 +90,7 @@ def evaluate_test(
 ) -> dict[str, Any]:
     """The final, only look at the test split: test_metrics.json and prediction PNGs in ``out_dir``."""
     body, probs = score_test(model, config, data, trial_id, epoch)
-    write_test_outputs(out_dir, body, data, probs, config)
+    write_test_outputs(out_dir, body, data.splits["test"], probs, config.threshold)
     return body
 
 
@@ -108,12 +101,6 @@ def score_test(model: keras.Model, config: TrialConfig, data: PreparedData, tria
     body = {"trial_id": trial_id, "checkpoint_epoch": epoch, **body, "n_params": model.count_params(),
             "image_size": config.image_size, "model": config.model}
     return body, probs[: config.num_predictions]
-
-
-def write_test_outputs(out_dir: Path, body: dict[str, Any], data: PreparedData, probs: np.ndarray,
-                       config: TrialConfig) -> None:
-    write_json(out_dir / "test_metrics.json", body)
-    write_predictions(data.splits["test"], probs, out_dir / "predictions", config.num_predictions, config.threshold)
 
 
 def _train_epoch(model, config: TrialConfig, data: PreparedData, train_tensors, epoch: int, steps: int,

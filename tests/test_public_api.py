@@ -22,3 +22,12 @@ def test_importing_the_package_loads_neither_tensorflow_nor_ray() -> None:
     code = "import sys, polyp_ray; print(sorted(m for m in ('tensorflow', 'ray', 'keras') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_search_driver_loads_no_tensorflow() -> None:
+    # TensorFlow's start-up lines (a CUDA probe error on every machine without a GPU) belong in the trials'
+    # logs: the driver loads TensorFlow only for the report's gallery, quietly.
+    code = ("import sys, polyp_ray.search, polyp_ray.tuning, polyp_ray.tuning.finish; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

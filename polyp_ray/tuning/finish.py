@@ -19,6 +19,7 @@ import ray
 from polyp_ray.config import JobConfig, to_dict, trial_config_for
 from polyp_ray.data.dataset import PreparedData
 from polyp_ray.errors import PolypRayError
+from polyp_ray.evaluation import write_test_outputs
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
 
 
@@ -123,10 +124,8 @@ def _score_checkpoint(checkpoint, config_dict: dict, data: PreparedData, trial_i
 def _collect(scores, config, data: PreparedData, out: Path) -> dict[str, Any]:
     if isinstance(scores, dict):  # evaluated by an earlier run of this experiment
         return scores
-    from polyp_ray.trial import write_test_outputs
-
     body, probs = ray.get(scores)
-    write_test_outputs(out, body, data, probs, config)
+    write_test_outputs(out, body, data.splits["test"], probs, config.threshold)
     return body
 
 
