@@ -135,4 +135,5 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Pat
     proc = subprocess.run(search_command("--job", str(job), "--name", "tiny-run"), cwd=folder,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (folder / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     return folder / "experiments" / "tiny-run"

@@ -65,6 +65,15 @@ def test_search_writes_every_trial_and_asha_stops_some(tiny_experiment: Path) ->
     assert json.loads((ours / "dataset.json").read_text())["n_pairs"] == 48
 
 
+def test_the_console_shows_the_search_not_tensorflows_start_up(tiny_experiment: Path) -> None:
+    console = (tiny_experiment.parent.parent / "console.txt").read_text()
+    assert "Trial status" in console and "report: " in console  # Tune's progress table, where the report is
+    for line in ("cuInit", "oneDNN custom operations", "cudart_stub", "absl::InitializeLog"):
+        assert line not in console, f"TensorFlow's start-up line on the console: {line}"
+    # Each trial's own output is kept in its folder instead.
+    assert all((trial / "stderr").is_file() for trial in _trial_dirs(tiny_experiment))
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(search_command(*args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)

@@ -86,16 +86,15 @@ def _rendered(exp: Experiment, chosen: list[tuple[str, dict[str, Any]]], notes: 
 
 
 def _predict(path: Path, images: np.ndarray) -> np.ndarray:
-    from polyp_ray.tf_quiet import quiet_keras
-
-    quiet_keras()  # the search's driver loads TensorFlow here, for the first time: keep its console clean
     from polyp_ray.evaluation import predict_probs
     from polyp_ray.models.saving import load_model
+    from polyp_ray.tf_quiet import quiet_stderr
 
     if not path.is_file():
         raise PolypRayError(f"{path}: file not found")
-    model = load_model(path)
-    return predict_probs(model, images)
+    with quiet_stderr():  # the search's driver starts TensorFlow here, for the report: keep its console clean
+        model = load_model(path)
+        return predict_probs(model, images)
 
 
 def strip(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> bytes:

@@ -47,7 +47,10 @@ def new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage:
                 checkpoint_score_order=job.mode,
             ),
             failure_config=tune.FailureConfig(max_failures=job.max_failures),
-            log_to_file=True,  # each trial's own output (TensorFlow's start-up lines) in its folder, not on screen
+            # Each trial's Python output goes to stdout/stderr files in its working folder, synced into its
+            # trial folder with the artifacts (TensorFlow's C++ lines stay in Ray's worker log), not on screen.
+            log_to_file=True,
+            sync_config=tune.SyncConfig(sync_artifacts=True),
             verbose=1,
             callbacks=callbacks or None,  # Tune still adds its JSON/CSV/TensorBoard loggers beside these
         ),
