@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from polyp_ray.errors import ConfigError, run_cli
-from polyp_ray.storage import OURS
+from polyp_ray.predict import load_predictor
 
 SAVED_MODEL = "saved_model"
 TFLITE = "model.tflite"
@@ -41,14 +41,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    source, threshold = _source(args.experiment, args.model)
     out = Path(args.out).expanduser()
     taken = [out / name for name in (SAVED_MODEL, TFLITE, MANIFEST) if (out / name).exists()]
     if taken:  # never mix two models' files in one folder
         raise ConfigError(f"--out {out}: already holds {taken[0].name}; give an empty or new folder")
-    model = float32_model(_load(source))
-    manifest = export_model(model, out)
-    manifest.update(source=str(source), threshold=threshold)
+    # The model and threshold exactly as predict finds them (an experiment's winner, or a model file).
+    predictor = load_predictor(args.experiment, args.model, None)
+    threshold = predictor.threshold
+    manifest = export_model(float32_model(predictor.model), out)
+    manifest.update(source=str(predictor.source), threshold=threshold)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     gaps = manifest["max_abs_difference"]
     print(f"saved model: {out / SAVED_MODEL}\ntflite: {out / TFLITE}\n"
@@ -69,32 +70,6 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--model", metavar="MODEL.keras", help="a saved Keras model (.keras or checkpoint folder)")
     parser.add_argument("--out", required=True, metavar="FOLDER", help="where saved_model/ and model.tflite go")
     return parser
-
-
-def _source(experiment: str | None, model: str | None) -> tuple[Path, float]:
-    """The model file, and the threshold its trial chose (0.5 for a bare model)."""
-    if not experiment:
-        return Path(str(model)).expanduser(), 0.5
-    best = Path(experiment).expanduser() / OURS / "best"
-    path, config = best / "model.keras", best / "trial_config.json"
-    if not path.exists():
-        raise ConfigError(f"{path}: not found; is {experiment} a finished experiment folder?")
-    try:
-        threshold = float(json.loads(config.read_text()).get("threshold", 0.5)) if config.is_file() else 0.5
-    except (ValueError, AttributeError) as err:
-        raise ConfigError(f"{config}: not a JSON object with a numeric threshold ({err})") from None
-    return path, threshold
-
-
-def _load(path: Path) -> Any:
-    from polyp_ray.models.saving import load_model
-
-    if not path.exists():
-        raise ConfigError(f"--model {path}: not found")
-    try:
-        return load_model(path)
-    except Exception as err:  # noqa: BLE001 - Keras raises many types for a file that is not a model
-        raise ConfigError(f"{path}: cannot load the model ({type(err).__name__}: {err})") from None
 
 
 def float32_model(model: Any) -> Any:

@@ -128,7 +128,7 @@ def _trial_config(path: Path) -> dict[str, Any]:
 
 
 def _load_model(path: Path) -> Any:
-    if not path.is_file():
+    if not path.exists():  # a .keras file, or a checkpoint's model folder
         raise ConfigError(f"{path}: model file not found")
     from polyp_ray.models.saving import load_model
 

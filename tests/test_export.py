@@ -117,9 +117,10 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capt
     taken.mkdir()
     (taken / "model.tflite").write_bytes(b"")
     cases = [
-        (["--model", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "o1")], "missing.keras: not found"),
-        (["--experiment", str(tmp_path), "--out", str(tmp_path / "o2")], "is " + str(tmp_path) + " a finished"),
-        (["--model", str(not_a_model), "--out", str(tmp_path / "o3")], "notes.keras: cannot load the model"),
+        (["--model", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "o1")],
+         "missing.keras: model file not found"),
+        (["--experiment", str(tmp_path), "--out", str(tmp_path / "o2")], "is this a finished experiment folder"),
+        (["--model", str(not_a_model), "--out", str(tmp_path / "o3")], "notes.keras: not a loadable Keras model"),
         (["--model", str(not_a_model), "--out", str(taken)], "already holds model.tflite"),
     ]
     for argv, message in cases:

@@ -7,9 +7,7 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,52 +16,23 @@ import pandas as pd
 import pytest
 
 from tests.conftest import search_command, write_job
+from tests.ray_nodes import RAY, free_port, stop_session
 
 pytestmark = pytest.mark.slow
-RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def _session(sid: int) -> list[tuple[int, str]]:
-    out = subprocess.run(["ps", "-eo", "pid=,sid=,stat=,args="], capture_output=True, text=True).stdout
-    rows = []
-    for line in out.splitlines():
-        pid, session, stat, args = (line.split(None, 3) + [""])[:4]
-        if int(session) == sid and not stat.startswith("Z"):
-            rows.append((int(pid), args))
-    return rows
 
 
-def _stop(sid: int, sig: int = signal.SIGTERM) -> None:
-    """Stop one node by its session: GCS last (as ``ray stop`` orders it), SIGKILL what lingers."""
-    for phase in ("others", "gcs"):
-        for pid, args in _session(sid):
-            if (phase == "gcs") == ("gcs_server" in args):
-                _signal(pid, sig)
-        time.sleep(1)
-    deadline = time.monotonic() + 10
-    while _session(sid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for pid, _ in _session(sid):
-        _signal(pid, signal.SIGKILL)
 
 
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 class Cluster:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
                     "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
         self.sessions: dict[str, int] = {}
@@ -71,7 +40,7 @@ class Cluster:
     def start(self, name: str, *args: str) -> None:
         # Each node's dashboard agent on a port of its own: two on one machine would both take the default.
         common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats",
-                  f"--dashboard-agent-listen-port={_free_port()}",
+                  f"--dashboard-agent-listen-port={free_port()}",
                   "--object-store-memory=200000000", f"--temp-dir={self.root / name}"]
         log = self.root / f"{name}.log"
         with log.open("w") as sink:  # a file, not a pipe: the node's daemons keep their stdout open
@@ -87,14 +56,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root.mkdir(exist_ok=True)
     cluster = Cluster(root)
     try:
-        cluster.start("h", "--head", f"--port={cluster.port}", f"--ray-client-server-port={_free_port()}",
+        cluster.start("h", "--head", f"--port={cluster.port}", f"--ray-client-server-port={free_port()}",
                       "--include-dashboard=false")
         cluster.start("w", f"--address=127.0.0.1:{cluster.port}", '--resources={"node_worker": 1}')
         yield cluster
     finally:
         for name in ("w", "h"):
             if name in cluster.sessions:
-                _stop(cluster.sessions[name])
+                stop_session(cluster.sessions[name])
         subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
@@ -124,7 +93,7 @@ def test_trials_run_on_both_nodes_and_survive_losing_the_worker(cluster: Cluster
         assert proc.poll() is None, proc.stdout.read()[-3000:] if proc.stdout else ""
         assert time.monotonic() < deadline, "trials never ran on two nodes"
         time.sleep(0.5)
-    _stop(cluster.sessions.pop("w"), signal.SIGKILL)  # lose the worker node mid-search
+    stop_session(cluster.sessions.pop("w"), signal.SIGKILL)  # lose the worker node mid-search
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:]
     table = pd.read_csv(exp / "polyp_ray" / "trials.csv")

@@ -8,8 +8,6 @@ import os
 import secrets
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,43 +18,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, write_job
+from tests.ray_nodes import RAY, free_port, stop_session
 
 pytestmark = pytest.mark.slow
-RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def _members(sid: int) -> list[tuple[int, str]]:
-    out = subprocess.run(["ps", "-eo", "pid=,sid=,stat=,args="], capture_output=True, text=True).stdout
-    rows = [(line.split(None, 3) + [""])[:4] for line in out.splitlines()]
-    return [(int(pid), args) for pid, session, stat, args in rows if int(session) == sid and not stat.startswith("Z")]
 
 
-def _stop(sid: int) -> None:
-    """Every process of the node (its session), the GCS last as ``ray stop`` orders it; SIGKILL what lingers.
-    Never ``ray stop``: it would stop every Ray on the machine, other tests' and other users' included."""
-    for gcs in (False, True):
-        for pid, args in _members(sid):
-            if gcs == ("gcs_server" in args):
-                _signal(pid, signal.SIGTERM)
-        time.sleep(1)
-    deadline = time.monotonic() + 10
-    while _members(sid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for pid, _ in _members(sid):
-        _signal(pid, signal.SIGKILL)
 
 
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 @dataclass(frozen=True)
@@ -72,12 +44,12 @@ def head() -> Iterator[Head]:
     token = secrets.token_hex(32)
     # The job's driver inherits this environment from the node (the test's private caches included).
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-    port = _free_port()
+    port = free_port()
     # Every port the dashboard and its agent would otherwise take at a fixed default is a free one, so the
     # test never meets another Ray on this machine.
-    command = [RAY, "start", "--head", f"--port={port}", f"--ray-client-server-port={_free_port()}",
-               "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={(dash := _free_port())}",
-               f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+    command = [RAY, "start", "--head", f"--port={port}", f"--ray-client-server-port={free_port()}",
+               "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={(dash := free_port())}",
+               f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
                "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0", "--object-store-memory=200000000",
                "--disable-usage-stats", f"--temp-dir={root}"]
     log = root / "head.log"
@@ -90,7 +62,7 @@ def head() -> Iterator[Head]:
         yield Head(f"http://127.0.0.1:{dash}", token)
     finally:
         if sid is not None:
-            _stop(sid)
+            stop_session(sid)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,3 +61,13 @@ def full_screenshot(driver, path: Path) -> None:
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1400, min(int(height) + 100, 16000))
     driver.save_screenshot(str(path))
+
+
+def wait_for(driver, condition: str, timeout: float = 30.0) -> None:
+    """Poll a JavaScript ``condition`` until it holds; fail naming it after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.execute_script(f"return {condition}"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {condition}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.report.browser import chromium, full_screenshot, severe
+from tests.report.browser import chromium, full_screenshot, severe, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +31,7 @@ def test_report_renders_without_console_errors(tiny_report: Path, tiny_experimen
     trials = len(pd.read_csv(tiny_experiment / "polyp_ray" / "trials.csv"))
     with chromium() as driver:
         driver.get(tiny_report.as_uri())
-        _wait(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
+        wait_for(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
         assert severe(driver) == []
         families = driver.execute_script(COUNT.format("#model-table tr.family"))
         assert families >= 1 and driver.execute_script(COUNT.format("#model-table tr.trial")) == trials
@@ -50,7 +49,7 @@ def test_report_of_a_kvasir_search_renders_without_console_errors(kvasir_experim
     report = kvasir_experiment.parent.parent / "reports" / f"{kvasir_experiment.name}.html"
     with chromium() as driver:
         driver.get(report.as_uri())
-        _wait(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
+        wait_for(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
         assert severe(driver) == []
         assert driver.execute_script(COUNT.format("#model-table tr.trial")) == 4
         assert driver.execute_script(COUNT.format(".plotly, .js-plotly-plot")) >= 4
@@ -73,14 +72,6 @@ def test_clicking_a_header_sorts_the_trials(tiny_report: Path) -> None:
         assert header.get_attribute("aria-sort") == "descending"
         assert severe(driver) == []
 
-
-def _wait(driver, condition: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver.execute_script(f"return {condition}"):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {condition}")
 
 
 def _check_and_keep(shot: Path) -> None:

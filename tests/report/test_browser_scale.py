@@ -3,14 +3,13 @@ table shows the best rows, the filter and "show all" work on a click, and the pl
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from polyp_ray.report.table import TOP_ROWS
-from tests.report.browser import chromium, severe
+from tests.report.browser import chromium, severe, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +24,7 @@ def test_a_2000_trial_report_loads_filters_and_shows_all(large_report: tuple[Pat
     assert report.stat().st_size < 10e6
     with chromium() as driver:
         driver.get(report.as_uri())
-        _wait(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5")
+        wait_for(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5", 60.0)
         assert severe(driver) == []
         assert driver.execute_script("return document.querySelectorAll('#model-table tbody.trials tr').length") == 2000
         assert driver.execute_script(VISIBLE + IDS) == best_first[:TOP_ROWS]
@@ -46,11 +45,3 @@ def test_a_2000_trial_report_loads_filters_and_shows_all(large_report: tuple[Pat
         assert len(driver.execute_script(VISIBLE)) == 2000
         assert severe(driver) == []
 
-
-def _wait(driver, condition: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver.execute_script(f"return {condition}"):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {condition}")

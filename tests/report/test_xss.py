@@ -4,13 +4,12 @@ name as text, in the page and in the plots, and no script of it runs."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from polyp_ray.report import build_report
-from tests.report.browser import chromium, severe
+from tests.report.browser import chromium, severe, wait_for
 from tests.report.fake import HOSTILE
 
 pytestmark = pytest.mark.slow
@@ -42,7 +41,7 @@ def test_no_hostile_markup_runs_in_chromium(xss_report: Path) -> None:
     with chromium() as driver:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": TRAP})
         driver.get(xss_report.as_uri())
-        _wait_for_plots(driver)
+        wait_for(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", 20.0)
         assert driver.execute_script("return window.__alerts") == []
         injected = "img[src=x], svg[onload], [onerror], [onload]"
         assert driver.execute_script(f"return document.querySelectorAll({injected!r}).length") == 0
@@ -53,11 +52,3 @@ def test_no_hostile_markup_runs_in_chromium(xss_report: Path) -> None:
         assert HOSTILE in stems
         assert severe(driver) == []
 
-
-def _wait_for_plots(driver, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver.execute_script("return document.querySelectorAll('.js-plotly-plot .main-svg').length") > 0:
-            return
-        time.sleep(0.2)
-    raise AssertionError("no plotly figure rendered")
