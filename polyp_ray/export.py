@@ -78,12 +78,10 @@ def float32_model(model: Any) -> Any:
     config = model.get_config()
     if "mixed_" not in json.dumps(config):
         return model
-    import keras
+    from polyp_ray.keras_objects import register
 
-    from polyp_ray.losses import custom_objects
-
-    with keras.saving.custom_object_scope(custom_objects()):
-        copy = type(model).from_config(_float32_config(config))
+    register()  # our layers, by their registered names
+    copy = type(model).from_config(_float32_config(config))
     copy.set_weights(model.get_weights())  # variables are float32 under every mixed policy already
     return copy
 

@@ -1,7 +1,7 @@
 """Segmentation losses, chosen by name: ``bce``, ``dice`` and the notebook's ``bce_dice``.
 
 Keras is imported inside the functions so that validating a config (which checks loss names) stays
-free of TensorFlow; a saved model finds these through ``custom_objects`` (see ``LOSSES``).
+free of TensorFlow; a saved model finds these by name (polyp_ray.keras_objects registers them).
 """
 
 from __future__ import annotations
@@ -39,11 +39,3 @@ def get_loss(name: str) -> Callable:
     if name not in LOSSES:
         raise KeyError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
     return LOSSES[name]
-
-
-def custom_objects() -> dict[str, Callable]:
-    """What ``keras.models.load_model`` needs to restore a compiled model of ours (the losses by name;
-    importing the schedule module registers the learning-rate schedule its optimizer carries)."""
-    import polyp_ray.schedules  # noqa: F401
-
-    return {fn.__name__: fn for fn in LOSSES.values()}

@@ -10,15 +10,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "polyp_ray"
 MAX_LINES = 300
 
 # Floors, lowest first: a module may import its own floor and the ones below, never one above.
-# The foundation (configs, data, models, losses, metrics) knows nothing of Ray or of its callers.
+# The foundation (configs, data, models, losses, metrics) knows nothing of Ray or of its callers. The
+# package itself is the public API over every floor, so it stands on top.
 FLOORS = [
-    ("polyp_ray", "polyp_ray.errors", "polyp_ray.tf_quiet"),
+    ("polyp_ray.errors", "polyp_ray.tf_quiet"),
     ("polyp_ray.config", "polyp_ray.typed_yaml", "polyp_ray.searchspace", "polyp_ray.runtime", "polyp_ray.data",
-     "polyp_ray.models", "polyp_ray.losses", "polyp_ray.metrics", "polyp_ray.schedules"),
+     "polyp_ray.models", "polyp_ray.losses", "polyp_ray.metrics", "polyp_ray.schedules", "polyp_ray.keras_objects"),
     ("polyp_ray.evaluation",),
     ("polyp_ray.trial",),
     ("polyp_ray.storage", "polyp_ray.tuning"),
-    ("polyp_ray.search", "polyp_ray.report", "polyp_ray.predict", "polyp_ray.export"),
+    ("polyp_ray.search", "polyp_ray.report", "polyp_ray.predict", "polyp_ray.export", "polyp_ray"),
 ]
 
 

@@ -41,8 +41,8 @@ def load_model(path: Path, compile: bool = False) -> Any:
     import keras
 
     # A fresh process (a Ray worker, predict) has imported none of our model code: register every custom
-    # layer, or Keras cannot locate their classes.
-    import polyp_ray.models.layers  # noqa: F401
-    from polyp_ray.losses import custom_objects
+    # object, or Keras cannot locate their classes.
+    from polyp_ray.keras_objects import register
 
-    return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
+    register()
+    return keras.models.load_model(path, compile=compile)

@@ -1,4 +1,6 @@
-"""Hyperparameter importance: Optuna's fANOVA on an in-memory study rebuilt from the finished trials.
+"""Hyperparameter importance: Optuna's fANOVA over the search's own stored Optuna study (its finished
+trials, warm-start trials left out, with the exact distributions they were sampled from), or over the
+trials of trials.csv where the experiment has no stored study (made before the study was kept).
 
 fANOVA's cost grows faster than the number of trials (52 s of a 2,000-trial report), so it sees at most
 ``SAMPLE_SIZE`` trials: the best ``SAMPLE_BEST`` by the search's metric, where the question "what made
@@ -11,6 +13,7 @@ parameter in every trial, so those are left out and named in the page instead of
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ class Importance:
     used: int = 0  # trials fANOVA saw
     scored: int = 0  # trials with a score, of which ``used`` were sampled
     kept_best: int = 0  # of the ``used``: the best by the metric (the rest a seeded random sample)
+    source: str = "trials.csv"  # where the trials came from: the stored Optuna study, or trials.csv
 
     @property
     def sampled(self) -> bool:
@@ -44,11 +48,14 @@ def param_importance(exp: Experiment) -> Importance:
     if exp.space is None:
         return Importance({}, f"the search space could not be read ({exp.space_problem})")
     searched = {p.name: p for p in exp.space.params if p.kind != "fixed"}
-    scored = _scored_points(exp, searched)
+    stored = _stored_points(exp)
+    scored = stored if stored is not None else _scored_points(exp, searched)
+    source = "trials.csv" if stored is None else "the search's Optuna study"
     if len(scored) < 2:
         return Importance({}, f"needs at least 2 trials with a {exp.metric}; this search has {len(scored)}")
     points = sample(scored, SAMPLE_SIZE, SAMPLE_BEST)
-    counts = {"used": len(points), "scored": len(scored), "kept_best": min(SAMPLE_BEST, len(points))}
+    counts: dict[str, Any] = {"used": len(points), "scored": len(scored),
+                              "kept_best": min(SAMPLE_BEST, len(points)), "source": source}
     common = [n for n in searched if all(n in params for params, _ in points)]
     left_out = [n for n in searched if n not in common]
     varied = [n for n in common if len({repr(params[n]) for params, _ in points}) > 1]
@@ -79,6 +86,30 @@ def distribution(param: Param) -> optuna.distributions.BaseDistribution:
                                                     step=int(param.step or 1))
     return optuna.distributions.FloatDistribution(float(param.low), float(param.high), log=param.log,
                                                   step=None if param.step is None else float(param.step))
+
+
+def _stored_points(exp: Experiment) -> list[Point] | None:
+    """The finished trials of the search's stored study (polyp_ray/optuna.json names it), best first;
+    None where there is none or it cannot be opened (trials.csv serves then)."""
+    record = exp.ours / "optuna.json"
+    if not record.is_file():
+        return None
+    try:
+        where = json.loads(record.read_text())
+        local = exp.ours / "optuna.db"  # the folder's own file wins: the experiment may have moved
+        url = f"sqlite:///{local}" if local.is_file() else str(where["storage"])
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            study = optuna.load_study(study_name=str(where["study_name"]), storage=url)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    except Exception:  # noqa: BLE001 - a moved database, a server down: the table's values still serve
+        return None
+    points = [(dict(t.params), float(t.value)) for t in trials  # type: ignore[arg-type]
+              if "warm_start_from" not in t.user_attrs and t.value is not None and math.isfinite(t.value)]
+    return sorted(points, key=lambda p: -p[1] if exp.maximise else p[1])
 
 
 def _scored_points(exp: Experiment, searched: dict[str, Param]) -> list[Point]:

@@ -132,8 +132,9 @@ def importance(result: Importance, figure: str) -> str:
                 "cost grows faster than the number of trials)")
     else:
         over = f"all {result.used:,} scored trials"
-    return figure + left + caption(f"fANOVA (Optuna) over the best validation scores of {over}. With few "
-                                   "trials this is a rough guide, not a measurement.")
+    return figure + left + caption(f"fANOVA (Optuna) over the best validation scores of {over}, read from "
+                                   f"{esc(result.source)}. With few trials this is a rough guide, not a "
+                                   "measurement.")
 
 
 def gallery(result: Gallery, scatter: str) -> str:

@@ -47,3 +47,19 @@ def test_page_marks_the_asha_rungs_and_the_best_trial(tiny_report: Path, tiny_ex
     assert dataset["sha256"] in html and "python -m polyp_ray.search" in html
     assert f"split in {dataset['n_groups']} groups" in html and f"largest {dataset['largest_group']}" in html
     assert "at each image's original resolution" in html
+
+
+def test_importance_reads_the_searchs_stored_optuna_study(tiny_experiment: Path) -> None:
+    from polyp_ray.report.importance import param_importance
+
+    exp = load_experiment(tiny_experiment)
+    stored = param_importance(exp)
+    assert stored.source == "the search's Optuna study" and stored.scored == len(exp.trials) == 6
+    record = exp.ours / "optuna.json"
+    record.rename(record.with_suffix(".away"))  # an experiment from before the study was kept
+    try:
+        rebuilt = param_importance(load_experiment(tiny_experiment))
+    finally:
+        record.with_suffix(".away").rename(record)
+    assert rebuilt.source == "trials.csv" and rebuilt.scored == 6
+    assert rebuilt.scores.keys() == stored.scores.keys()
