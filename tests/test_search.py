@@ -126,13 +126,15 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path: Path)
     resumed = subprocess.run(search_command("--job", str(job), "--resume", "--no-report"),  # the job's latest run
                              cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    trials = _trial_dirs(exp)
-    assert len(trials) == 3
     for name, before in finished.items():
         assert (exp / name / "result.json").read_text() == before, f"{name} was run again"
     table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
     assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
     assert (table["epochs_run"] == 2).all()
+    # (A trial the killed driver started after Tune's last snapshot of the experiment is not resumed:
+    # its folder may stay, unrecorded, beside the three the table lists.)
+    assert {Path(d).name for d in table["trial_dir"]} <= {t.name for t in _trial_dirs(exp)}
+    assert set(finished) <= {Path(d).name for d in table["trial_dir"]}
     # Optuna's study (SQLite, in the experiment) survived the kill: one finished trial per Tune trial,
     # the resumed ones included, with the scores of the table, and nothing left running.
     study = optuna.load_study(study_name="resume-run", storage=f"sqlite:///{exp / 'polyp_ray' / 'optuna.db'}")
