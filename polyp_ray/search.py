@@ -132,10 +132,11 @@ def _debug(job: JobConfig) -> int:
     print(f"debug trial: model={config.model} encoder={config.encoder} base_width={config.base_width} "
           f"image_size={config.image_size} batch_size={config.batch_size} epochs={config.epochs} "
           f"precision={config.precision} data={config.data.path}", flush=True)
-    from polyp_ray.data.dataset import describe_dataset
+    from polyp_ray.data.dataset import describe, prepare_data
 
-    describe_dataset(config.data)[0].announce()  # checks every pair first; cached for run_trial's own call
-    result = run_trial(config, DebugReporter(out))
+    described = describe(config.data)  # checks every pair first
+    described.info.announce()
+    result = run_trial(config, DebugReporter(out), prepare_data(config.data, config.image_size, described))
     (out / "trial_config.json").write_text(json.dumps(to_dict(config), indent=1))
     (out / "history.json").write_text(json.dumps(result.history, indent=1))
     test = result.test["summary"] if result.test else {}

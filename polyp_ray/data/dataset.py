@@ -99,10 +99,25 @@ class PreparedData:
     splits: dict[str, SplitArrays]
 
 
+@dataclass(frozen=True)
+class Described:
+    """A validated, grouped and split dataset: what ``prepare_data`` needs for any image size."""
+
+    info: DatasetInfo
+    pairs: list[Pair]
+    checked: Checked
+
+
 def describe_dataset(config: DataConfig) -> tuple[DatasetInfo, list[Pair]]:
     """Find and validate the pairs (every problem in one DataError), group and split them."""
-    info, pairs, _ = _describe(config)
-    return info, pairs
+    described = describe(config)
+    return described.info, described.pairs
+
+
+def describe(config: DataConfig) -> Described:
+    """``describe_dataset`` with what validation learnt, to hand to ``prepare_data`` for each image size
+    (so a search hashes, loads and splits the dataset once, not once per size)."""
+    return Described(*_describe(config))
 
 
 def _describe(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
@@ -145,10 +160,11 @@ def dataset_root(config: DataConfig) -> Path:
     return Path(config.path).expanduser().resolve()
 
 
-def prepare_data(config: DataConfig, image_size: int) -> PreparedData:
+def prepare_data(config: DataConfig, image_size: int, described: Described | None = None) -> PreparedData:
     """Validated, decoded, resized and split arrays for one image size (decoded once, then cached);
-    val and test also carry their original-size masks (``SplitArrays.truths``)."""
-    info, pairs, checked = _describe(config)
+    val and test also carry their original-size masks (``SplitArrays.truths``). ``described``: the
+    dataset as ``describe(config)`` already found it."""
+    info, pairs, checked = (described.info, described.pairs, described.checked) if described else _describe(config)
     images, masks = decoded_arrays(pairs, info.sha256, image_size, config)
     index = {p.stem: i for i, p in enumerate(pairs)}
     splits = {}

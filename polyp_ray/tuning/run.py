@@ -16,7 +16,7 @@ import ray
 from ray import tune
 
 from polyp_ray.config import JobConfig
-from polyp_ray.data.dataset import describe_dataset, prepare_data
+from polyp_ray.data.dataset import describe, prepare_data
 from polyp_ray.errors import ConfigError
 from polyp_ray.models.pretrained import needed_weights
 from polyp_ray.models.weights import weights_payload
@@ -43,8 +43,8 @@ class SearchOptions:
 def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> ExperimentStore:
     """Run the search and score its trials; return where the experiment lives (its local folder, or the
     local mirror of a storage URI, holds everything the report reads)."""
-    info, _ = describe_dataset(job.trial.data)  # refuses a bad dataset before anything is written
-    info.announce()
+    described = describe(job.trial.data)  # refuses a bad dataset before anything is written
+    described.info.announce()
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
                         job.trial.data.resolved_cache_dir())
     ours = experiment.local / OURS
@@ -60,7 +60,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     if not options.address:
         check_local_resources(job)
     sizes = space.possible("image_size", job.trial.image_size)
-    prepared = {size: prepare_data(job.trial.data, size) for size in sizes}
+    prepared = {size: prepare_data(job.trial.data, size, described) for size in sizes}
     refs = {size: ray.put(data) for size, data in prepared.items()}
     # Weights fetched once, here, travel to every node with the data instead of each trial downloading them.
     trainable = make_trainable(job, refs, ray.put(weights_payload(needed_weights(job, space))))
@@ -69,7 +69,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
         tuner = tune.Tuner.restore(experiment.uri, trainable=trainable, resume_errored=True)
     else:
         tuner = new_tuner(job, space, trainable, experiment.name, experiment.storage)
-        write_provenance(ours, job, space_path, info.to_json(), options.command)
+        write_provenance(ours, job, space_path, described.info.to_json(), options.command)
     started = time.time()
     results = tuner.fit()
     print(f"search finished in {time.time() - started:.0f} s; "
