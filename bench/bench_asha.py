@@ -5,8 +5,8 @@ width 4/8, learning rate log-uniform 1e-4..1e-2, batch 8/16, aug_strength unifor
 two runs of the real search CLI as ``points_to_evaluate`` with ``num_samples = N`` (so both runs
 train exactly those configurations, same seeds, same data):
 
-  (a) ASHA: grace_period 1, reduction_factor 3, max_epochs 27 (rungs at epochs 1, 3 and 9);
-  (b) full budget: grace_period = max_epochs = 27 (ASHA stops nothing).
+  (a) ASHA: grace_period 1, reduction_factor 3, trial.epochs 27 (rungs at epochs 1, 3 and 9);
+  (b) full budget: grace_period = trial.epochs = 27 (ASHA stops nothing).
 
 Data: the first 300 Kvasir-SEG pairs at 64 px (60/20/20 split), 2 trials at a time, 1 CPU each (the
 embedded default job's resources). Read from each experiment's polyp_ray/trials.csv: epochs spent
@@ -15,7 +15,7 @@ with at most 1/3 of the epochs. About 14 minutes with the defaults on 2 cores (t
 729 epochs); the idle wait before each search is 30 s at most, since the targets count epochs, not
 seconds.
 
-    python bench/bench_asha.py [--configs 27] [--max-epochs 27] [--reduction-factor 3] [--limit 300]
+    python bench/bench_asha.py [--configs 27] [--epochs 27] [--reduction-factor 3] [--limit 300]
 """
 
 from __future__ import annotations
@@ -67,12 +67,13 @@ def run_search(name: str, grace: int, configs: list[dict], args, work: Path):
     import pandas as pd
 
     job = {
-        "name": name, "searchspace": "space.yaml", "num_samples": len(configs), "max_epochs": args.max_epochs,
-        "grace_period": grace, "reduction_factor": args.reduction_factor, "max_concurrent": args.concurrent,
+        "name": name, "searchspace": "space.yaml", "num_samples": len(configs), "grace_period": grace,
+        "reduction_factor": args.reduction_factor, "max_concurrent": args.concurrent,
         "resources": {"cpu": 1, "gpu": 0}, "storage_path": str(work / "experiments"), "seed": args.seed,
         "keep_checkpoints": 1, "points_to_evaluate": configs,
         "data": {"path": args.data, "limit": args.limit, "val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0},
-        "trial": {"image_size": args.image_size, "precision": "float32", "loss": "bce_dice", "num_predictions": 1},
+        "trial": {"epochs": args.epochs, "image_size": args.image_size, "precision": "float32", "loss": "bce_dice",
+                  "num_predictions": 1},
     }
     _stdout, wall, others = run_search_cli(job, work, name, args.timeout, args.wait_idle)
     table = pd.read_csv(work / "experiments" / name / "polyp_ray" / "trials.csv")
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     add_common_args(ap)
     ap.set_defaults(wait_idle=30)
     ap.add_argument("--configs", type=int, default=27, help="N configurations (default 27)")
-    ap.add_argument("--max-epochs", type=int, default=27)
+    ap.add_argument("--epochs", type=int, default=27, help="every trial's budget, trial.epochs (default 27)")
     ap.add_argument("--reduction-factor", type=int, default=3)
     ap.add_argument("--limit", type=int, default=300, help="first N Kvasir pairs (default 300)")
     ap.add_argument("--image-size", type=int, default=64)
@@ -106,9 +107,9 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="polyp_ray_bench_asha_"))
     (work / "space.yaml").write_text(SPACE)
     print(f"{len(configs)} configurations (seed {args.seed}); Kvasir first {args.limit} pairs at {args.image_size} px; "
-          f"max_epochs {args.max_epochs}; {args.concurrent} trials at a time", flush=True)
+          f"epochs {args.epochs}; {args.concurrent} trials at a time", flush=True)
     runs = {}
-    for name, grace in (("asha", 1), ("full", args.max_epochs)):
+    for name, grace in (("asha", 1), ("full", args.epochs)):
         table, wall, others = run_search(name, grace, configs, args, work)
         runs[name] = {"table": table, "wall": wall, "others": others}
         print(f"  {name}: {len(table)} trials, {int(table['epochs_run'].sum())} epochs, best val_dice "
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
     print(machine_line())
     print(f"ASHA (grace 1, rf {args.reduction_factor}): {ep_a} epochs, best val_dice {best_a:.4f}, "
           f"{runs['asha']['wall']:.0f} s wall, other_processes_cores {runs['asha']['others']:.2f}")
-    print(f"full budget ({args.max_epochs} epochs each): {ep_f} epochs, best val_dice {best_f:.4f}, "
+    print(f"full budget ({args.epochs} epochs each): {ep_f} epochs, best val_dice {best_f:.4f}, "
           f"{runs['full']['wall']:.0f} s wall, other_processes_cores {runs['full']['others']:.2f}")
     print(f"RATIO epochs ASHA/full {ep_a / ep_f:.3f} (target <= 0.333); best val_dice difference full - ASHA "
           f"{best_f - best_a:+.4f} (target <= 0.01); wall time ratio {runs['asha']['wall'] / runs['full']['wall']:.2f}")

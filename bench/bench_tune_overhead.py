@@ -109,14 +109,14 @@ def run_ours(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="polyp_ray_bench_tune_"))
     (work / "space.yaml").write_text(SPACE)
     job = {
-        "name": "bench-overhead", "searchspace": "space.yaml", "num_samples": 2, "max_epochs": args.epochs,
-        "grace_period": args.epochs, "reduction_factor": 3, "max_concurrent": 1,
+        "name": "bench-overhead", "searchspace": "space.yaml", "num_samples": 2, "grace_period": args.epochs,
+        "reduction_factor": 3, "max_concurrent": 1,
         "resources": {"cpu": 2, "gpu": 0}, "storage_path": str(work / "experiments"), "seed": 0,
         "keep_checkpoints": 1,
         "points_to_evaluate": [{"precision": "float32"}, {"precision": "mixed_bfloat16"}],
         "data": {"path": args.data, "limit": args.limit, "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0},
-        "trial": {"model": "unet", "base_width": 64, "image_size": 128, "batch_size": 4, "aug_strength": 0.5,
-                  "learning_rate": 1e-3, "loss": "bce_dice", "num_predictions": 1},
+        "trial": {"epochs": args.epochs, "model": "unet", "base_width": 64, "image_size": 128, "batch_size": 4,
+                  "aug_strength": 0.5, "learning_rate": 1e-3, "loss": "bce_dice", "num_predictions": 1},
     }
     stdout, wall, others = run_search_cli(job, work, "run", args.timeout, args.wait_idle)
     found = re.search(r"search finished in (\d+) s", stdout)

@@ -19,6 +19,7 @@ from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC = "synthetic"
 CALLBACKS = ("mlflow",)  # JobConfig.callbacks: Tune callbacks a job may switch on
+RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains for, ASHA's max_t)"
 
 
 @dataclass
@@ -42,6 +43,9 @@ class DataConfig:
     cache_dir: str | None = None  # decoded-array cache; default $POLYP_RAY_CACHE or ~/.cache/polyp_ray
     synthetic_count: int = 120
     synthetic_seed: int = 0
+    # Datasets from other centres, never trained on nor selected by: {name: a folder or a public dataset's name}.
+    # After a search the winner, each family's best and the ensemble are scored on each (docs/generalisation.md).
+    external_tests: dict[str, str] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         _check(0.0 < self.val_fraction < 1.0, where, "data.val_fraction", "must be in (0, 1): trials are ranked on val")
@@ -55,6 +59,11 @@ class DataConfig:
         _check(0 <= self.mask_threshold < 255, where, "data.mask_threshold", "must be in [0, 255)")
         _check(self.limit is None or self.limit >= 3, where, "data.limit", "must be at least 3")
         _check(self.synthetic_count >= 6, where, "data.synthetic_count", "must be at least 6")
+        for name, folder in self.external_tests.items():
+            # The folder itself is checked where it is read (the driver), not on every worker.
+            _check(bool(name) and "/" not in name and name != "test", where, f"data.external_tests.{name}",
+                   "must be a plain name other than test")
+            _check(bool(folder), where, f"data.external_tests.{name}", "needs a folder")
         _check(
             (self.groups_csv is None) == (self.group_column is None),
             where,
@@ -74,8 +83,8 @@ class DataConfig:
 
 
 @dataclass
-class TrialConfig:
-    """Everything one training run needs; a search samples some of these fields."""
+class HyperParams:
+    """What a search may sample (searchspace files name only these fields); the rest of a trial is RunSettings."""
 
     model: str = "unet"  # a name from polyp_ray.models.registry
     encoder: str = "conv"  # a name from polyp_ray.models.encoders: the backbone under the model's decoder
@@ -85,17 +94,10 @@ class TrialConfig:
     aug_strength: float = 0.5  # 0 = no augmentation, 1 = the strongest (notebook's shift is 0.05 at 1.0)
     learning_rate: float = 1e-3
     loss: str = "bce_dice"  # a name from polyp_ray.losses
-    epochs: int = 10
     precision: str = "float32"
-    seed: int = 0
     encoder_weights: str = "none"  # keras.applications encoders: "imagenet" (downloaded once), "none", a .h5 path
     freeze_encoder_epochs: int = 0  # keras.applications encoders: keep the encoder frozen for the first N epochs
     threshold: float = 0.5  # probability above which a pixel is called polyp for Dice/IoU
-    num_predictions: int = 4  # prediction PNGs written after the test evaluation
-    evaluate_test: bool = True  # a search evaluates the best checkpoint itself, after the trials
-    output_dir: str = "runs/debug"  # where a debug run writes its artifacts
-    cpu_threads: int = 0  # TensorFlow threads; 0 = all cores (a search sets the trial's CPU share)
-    data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self, where: str) -> None:
         from polyp_ray.losses import LOSSES
@@ -121,10 +123,35 @@ class TrialConfig:
         _check(self.batch_size >= 1, where, "batch_size", "must be >= 1")
         _check(0.0 <= self.aug_strength <= 1.0, where, "aug_strength", "must be in [0, 1]")
         _check(0.0 < self.learning_rate < 1.0, where, "learning_rate", "must be in (0, 1)")
-        _check(self.epochs >= 1, where, "epochs", "must be >= 1")
         _check(0.0 < self.threshold < 1.0, where, "threshold", "must be in (0, 1)")
         _check(self.freeze_encoder_epochs >= 0, where, "freeze_encoder_epochs", "must be >= 0")
+
+
+@dataclass
+class RunSettings:
+    """How a run is carried out, never sampled: in a search every trial shares them (the job's ``trial``)."""
+
+    epochs: int = 10  # in a search: every trial's budget, ASHA's max_t (a stopped trial trains fewer)
+    seed: int = 0  # the trial's weight-initialisation seed (JobConfig.seed seeds the sampler)
+    num_predictions: int = 4  # prediction PNGs written after the test evaluation
+    evaluate_test: bool = True  # a search evaluates the best checkpoint itself, after the trials
+    output_dir: str = "runs/debug"  # where a debug run writes its artifacts
+    cpu_threads: int = 0  # TensorFlow threads; 0 = all cores (a search sets the trial's CPU share)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self, where: str) -> None:
+        _check(self.epochs >= 1, where, "epochs", "must be >= 1")
         self.data.validate(where)
+
+
+@dataclass
+class TrialConfig(HyperParams, RunSettings):
+    """Everything one training run needs: the hyperparameters (a search samples some) and the run
+    settings; the fields stay flat (``config.image_size``, ``config.output_dir``, trial_config.json)."""
+
+    def validate(self, where: str) -> None:
+        HyperParams.validate(self, where)
+        RunSettings.validate(self, where)
 
 
 @dataclass
@@ -140,8 +167,7 @@ class JobConfig:
     name: str = "default"
     searchspace: str = "searchspace/default.yaml"  # relative to the job file's folder, then the CWD
     num_samples: int = 8
-    max_epochs: int = 6
-    grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped
+    grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped (at most trial.epochs)
     reduction_factor: int = 3  # ASHA: keep the top 1/reduction_factor at each rung
     metric: str = "val_dice"
     mode: str = "max"
@@ -160,13 +186,20 @@ class JobConfig:
     warm_start_study: str | None = None  # which study of warm_start's storage, where it holds several
     callbacks: list[str] = field(default_factory=list)  # "mlflow": Ray's MLflowLoggerCallback
     mlflow_tracking_uri: str | None = None  # None: SQLite in the experiment's polyp_ray/mlruns/
+    ensemble_k: int = 3  # after the search: the top-k trials' mean probability, scored beside the winner (1: off)
+    tta: bool = True  # ... and horizontal/vertical-flip test-time augmentation of the winner and the ensemble
     trial: TrialConfig = field(default_factory=TrialConfig)  # fixed values the space does not sample
+
+    @property
+    def epochs(self) -> int:
+        """Every trial's number of epochs (``trial.epochs``), ASHA's max_t."""
+        return self.trial.epochs
 
     def validate(self, where: str) -> None:
         _check(bool(self.name) and "/" not in self.name, where, "name", "must be a non-empty folder name")
         _check(self.num_samples >= 1, where, "num_samples", "must be >= 1")
-        _check(self.max_epochs >= 1, where, "max_epochs", "must be >= 1")
-        _check(1 <= self.grace_period <= self.max_epochs, where, "grace_period", "must be in [1, max_epochs]")
+        _check(self.trial.epochs >= 1, where, "trial.epochs", "must be >= 1")
+        _check(1 <= self.grace_period <= self.trial.epochs, where, "grace_period", "must be in [1, trial.epochs]")
         _check(self.reduction_factor >= 2, where, "reduction_factor", "must be >= 2")
         _check(self.metric in ("val_dice", "val_iou", "val_miou_2class", "val_loss"), where, "metric",
                "must be val_dice, val_iou, val_miou_2class or val_loss")
@@ -176,6 +209,7 @@ class JobConfig:
         _check(self.resources.gpu >= 0, where, "resources.gpu", "must be >= 0")
         _check(self.time_budget_s is None or self.time_budget_s > 0, where, "time_budget_s", "must be > 0")
         _check(self.max_failures >= 0, where, "max_failures", "must be >= 0")
+        _check(self.ensemble_k >= 1, where, "ensemble_k", "must be >= 1 (1: no ensemble)")
         _check(self.keep_checkpoints >= 1, where, "keep_checkpoints", "must be >= 1")
         _check(self.optuna_storage is None or "://" in self.optuna_storage, where, "optuna_storage",
                "must be a SQLAlchemy URL (postgresql://user:password@host/db, sqlite:////abs/path.db)")
@@ -200,7 +234,7 @@ def load_job_config(path: str | Path, overrides: list[str] | None = None,
 
     The file is checked on its own first, so an error names the file; then with the ``--set``
     overrides, so an error an override brings names ``--set``. A debug run (one trial, no ASHA) takes
-    any ``max_epochs``: ASHA's grace period is clipped to it.
+    any ``trial.epochs``: ASHA's grace period is clipped to it.
     """
     raw = read_yaml(path)
     job = _job_from_raw(copy.deepcopy(raw), str(path), debug)
@@ -210,6 +244,8 @@ def load_job_config(path: str | Path, overrides: list[str] | None = None,
 
 
 def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
+    if "max_epochs" in raw:
+        raise ConfigError(f"{where}: max_epochs: {RENAMED_MAX_EPOCHS}")
     data = raw.pop("data", None)
     if data is not None:
         trial = raw.setdefault("trial", {})
@@ -218,16 +254,26 @@ def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
         trial["data"] = data
     job = from_mapping(JobConfig, raw, where)
     if debug:
-        job.grace_period = max(1, min(job.grace_period, job.max_epochs))
+        job.grace_period = max(1, min(job.grace_period, job.trial.epochs))
     job.validate(where)
     return job
 
 
+def upgrade_job_record(raw: dict[str, Any]) -> dict[str, Any]:
+    """A job an experiment recorded before ``trial.epochs`` replaced the top-level ``max_epochs``, as a
+    job now: its ``max_epochs`` is what every trial trained for (its ``trial.epochs`` was unused)."""
+    if "max_epochs" in raw:
+        raw = dict(raw)
+        trial = raw.get("trial")
+        raw["trial"] = {**(trial if isinstance(trial, dict) else {}), "epochs": raw.pop("max_epochs")}
+    return raw
+
+
 def trial_config_for(job: JobConfig, params: dict[str, Any], **fixed: Any) -> TrialConfig:
-    """The job's fixed trial settings + one sampled point, trained for the job's max_epochs."""
+    """The job's fixed trial settings (its epochs included) + one sampled point."""
     base = to_dict(job.trial)
     base.update(params)
-    base.update(epochs=job.max_epochs, **fixed)
+    base.update(fixed)
     return trial_from_dict(base, f"job {job.name}")
 
 

@@ -8,6 +8,13 @@ image's ORIGINAL size (bilinear) before thresholding, so ``<stem>_mask.png`` (0/
 ``<stem>_overlay.png`` line up pixel for pixel with the input. With ``--experiment`` the search's winner
 (``polyp_ray/best/model.keras``) is used with its trial's image size and threshold; with ``--model`` the
 size comes from the model's input shape and the threshold is 0.5 unless ``--threshold`` is given.
+
+    python -m polyp_ray.predict --experiment experiments/kvasir-1 --ensemble 3 --tta --images new/ --out masks/
+
+``--ensemble K`` averages the probabilities of the search's K best trials (kept in
+``polyp_ray/ensemble/``, each at its own input size, averaged at the image's original size) and
+``--tta`` adds each model's horizontally and vertically mirrored predictions, as the search's
+generalisation table scored them.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from PIL import Image
 
 from polyp_ray.data.images import read_image
 from polyp_ray.data.layouts import IMAGE_SUFFIXES
+from polyp_ray.ensemble import Member
 from polyp_ray.errors import ConfigError, DataError, run_cli
 from polyp_ray.storage import OURS
 
@@ -35,10 +43,24 @@ OVERLAY_ALPHA = 0.45
 
 @dataclass(frozen=True)
 class Predictor:
-    model: Any  # a keras.Model taking float [0, 1] RGB images of image_size x image_size
-    image_size: int
+    members: list[Member]  # one model, or an ensemble's; each keras.Model takes float [0, 1] RGB images
     threshold: float
     source: Path
+    tta: bool = False
+
+    @property
+    def model(self) -> Any:
+        return self.members[0].model
+
+    @property
+    def image_size(self) -> int:
+        return self.members[0].image_size
+
+    def describe(self) -> str:
+        sizes = "/".join(str(s) for s in dict.fromkeys(m.image_size for m in self.members))
+        models = f"an ensemble of {len(self.members)} models" if len(self.members) > 1 else "model"
+        return (f"{models} {self.source}, input {sizes} px, threshold {self.threshold:g}"
+                f"{', flip TTA' if self.tta else ''}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,11 +71,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     images = list_images(Path(args.images))
     out = _output_folder(Path(args.out), Path(args.images))
-    predictor = load_predictor(args.experiment, args.model, args.threshold)
+    predictor = load_predictor(args.experiment, args.model, args.threshold, args.ensemble, args.tta)
     failed = predict_folder(predictor, images, out, args.batch_size)
     written = len(images) - len(failed)
-    print(f"wrote {written} mask(s) and overlay(s) to {out} (model {predictor.source}, input "
-          f"{predictor.image_size} px, threshold {predictor.threshold:g})")
+    print(f"wrote {written} mask(s) and overlay(s) to {out} ({predictor.describe()})")
     return 2 if failed else 0
 
 
@@ -68,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, metavar="FOLDER", help="where the masks and overlays go")
     parser.add_argument("--threshold", type=float, help="probability above which a pixel is polyp "
                         "(default: the trial's threshold, or 0.5 with --model)")
+    parser.add_argument("--ensemble", type=int, default=1, metavar="K",
+                        help="with --experiment: average the K best trials (up to the job's ensemble_k)")
+    parser.add_argument("--tta", action="store_true",
+                        help="average each model over the image and its horizontal and vertical mirrors")
     parser.add_argument("--batch-size", type=int, default=BATCH,
                         help=f"images per prediction (default {BATCH})")
     return parser
@@ -100,19 +125,41 @@ def _output_folder(out: Path, images: Path) -> Path:
     return out
 
 
-def load_predictor(experiment: str | None, model_path: str | None, threshold: float | None) -> Predictor:
+def load_predictor(experiment: str | None, model_path: str | None, threshold: float | None,
+                   ensemble: int = 1, tta: bool = False) -> Predictor:
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise ConfigError(f"--threshold {threshold}: must be in (0, 1)")
+    if ensemble < 1:
+        raise ConfigError(f"--ensemble {ensemble}: must be >= 1")
+    if ensemble > 1:
+        if not experiment:
+            raise ConfigError("--ensemble: needs --experiment (the ensemble is a search's best trials)")
+        return _ensemble_predictor(Path(experiment).expanduser() / OURS / "ensemble", ensemble, threshold, tta)
     if experiment:
         best = Path(experiment).expanduser() / OURS / "best"
         config = _trial_config(best / "trial_config.json")
         model = _load_model(best / "model.keras")
         size = int(config.get("image_size") or _input_size(model, best / "model.keras"))
         chosen = threshold if threshold is not None else float(config.get("threshold", 0.5))
-        return Predictor(model, size, chosen, best / "model.keras")
+        return Predictor([Member(model, size)], chosen, best / "model.keras", tta)
     path = Path(str(model_path)).expanduser()
     model = _load_model(path)
-    return Predictor(model, _input_size(model, path), 0.5 if threshold is None else threshold, path)
+    return Predictor([Member(model, _input_size(model, path))], 0.5 if threshold is None else threshold, path, tta)
+
+
+def _ensemble_predictor(folder: Path, k: int, threshold: float | None, tta: bool) -> Predictor:
+    manifest = folder / "ensemble.json"
+    if not manifest.is_file():
+        raise ConfigError(f"{manifest}: not found; the search kept no ensemble (its job's ensemble_k was 1, "
+                          "or fewer than 2 trials were scored)")
+    body = _trial_config(manifest)
+    listed = body.get("members") or []
+    if k > len(listed):
+        raise ConfigError(f"--ensemble {k}: the experiment kept its {len(listed)} best trials ({manifest})")
+    members = [Member(_load_model(folder / m["file"]), int(m["image_size"]), str(m["trial_id"]))
+               for m in listed[:k]]
+    chosen = threshold if threshold is not None else float(body.get("threshold", 0.5))
+    return Predictor(members, chosen, folder, tta)
 
 
 def _trial_config(path: Path) -> dict[str, Any]:
@@ -177,14 +224,17 @@ def _read_batch(batch: list[Path], failed: list[Path], bar: Any) -> list[tuple[P
 
 
 def _predict_batch(predictor: Predictor, loaded: list[tuple[Path, np.ndarray]], out: Path) -> None:
-    from polyp_ray.evaluation import predict_probs
+    from polyp_ray.ensemble import mean_original, member_probs
 
-    size = predictor.image_size
-    small = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
-                      for _, image in loaded])
-    probs = predict_probs(predictor.model, small, batch_size=len(loaded))
-    for (path, image), prob in zip(loaded, probs, strict=True):
-        mask = full_size_mask(prob[..., 0], image.shape[:2], predictor.threshold)
+    per_member = []
+    for member in predictor.members:
+        size = member.image_size
+        small = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+                          for _, image in loaded])
+        per_member.append(member_probs(member.model, small, predictor.tta, batch_size=len(loaded)))
+    means = mean_original(per_member, [image.shape[:2] for _, image in loaded])
+    for (path, image), prob in zip(loaded, means, strict=True):
+        mask = full_size_mask(prob, image.shape[:2], predictor.threshold)
         Image.fromarray(mask).save(out / f"{path.stem}_mask.png")
         Image.fromarray(overlay(image, mask > 0)).save(out / f"{path.stem}_overlay.png")
 

@@ -111,12 +111,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _route_override(item: str) -> str:
-    """Let ``--set model=unet`` mean ``trial.model=unet`` (and ``epochs`` mean ``max_epochs``)."""
-    key, _, value = item.partition("=")
+    """Let ``--set model=unet`` mean ``trial.model=unet`` (and ``epochs=3`` mean ``trial.epochs=3``): a bare
+    trial field that is not also a job key (``seed`` is the sampler's) is the job's fixed trial setting."""
+    key = item.partition("=")[0]
     head = key.split(".")[0]
     job_fields = {f.name for f in dataclasses.fields(JobConfig)} | {"data"}
-    if key == "epochs":
-        return f"max_epochs={value}"
     if head not in job_fields and head in {f.name for f in dataclasses.fields(TrialConfig)}:
         return f"trial.{item}"
     return item

@@ -1,6 +1,6 @@
 """Search-space YAML -> an Optuna define-by-run function (conditional parameters included).
 
-A space file maps TrialConfig fields to one of:
+A space file maps HyperParams fields (polyp_ray.config: what a search may sample) to one of:
 
     model:         {choices: [unet, vgg16_unet]}          categorical
     learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}  float (int when low, high are ints)
@@ -9,7 +9,8 @@ A space file maps TrialConfig fields to one of:
     base_width:    {choices: [8, 16], when: {model: [unet, encoder_decoder]}}   conditional
 
 ``when`` names parameters defined earlier in the file; a parameter whose condition is false is not
-sampled (TrialConfig's default, or the job's fixed ``trial`` value, applies).
+sampled (HyperParams' default, or the job's fixed ``trial`` value, applies). How a run is carried out
+(RunSettings: epochs, seed, data, output_dir, ...) is the job's, never the space's.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyp_ray.config import TrialConfig, read_yaml
+from polyp_ray.config import HyperParams, RunSettings, read_yaml
 from polyp_ray.errors import ConfigError
 
 SPEC_KEYS = {"choices", "low", "high", "log", "step", "value", "when"}
-NOT_SEARCHABLE = {"data", "output_dir", "evaluate_test", "epochs", "num_predictions", "cpu_threads"}
+RUN_SETTINGS = {f.name for f in dataclasses.fields(RunSettings)}  # named in an error, never sampled
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,13 @@ def load_searchspace(path: str | Path) -> SearchSpace:
     where = str(path)
     if not raw:
         raise ConfigError(f"{where}: the search space is empty")
-    fields = {f.name: f for f in dataclasses.fields(TrialConfig)}
+    searchable = [f.name for f in dataclasses.fields(HyperParams)]
     params: list[Param] = []
     for name, spec in raw.items():
-        if name not in fields or name in NOT_SEARCHABLE:
-            searchable = sorted(set(fields) - NOT_SEARCHABLE)
-            raise ConfigError(f"{where}: {name}: unknown or unsearchable parameter; searchable: {searchable}")
+        if name not in searchable:
+            hint = f" (a run setting, not a hyperparameter: the job sets trial.{name})" if name in RUN_SETTINGS else ""
+            raise ConfigError(f"{where}: {name}: unknown or unsearchable parameter{hint}; searchable: "
+                              f"{sorted(searchable)}")
         params.append(_parse_param(name, spec, where, {p.name for p in params}))
     space = SearchSpace(tuple(params), where)
     _check_values(space, where)
@@ -163,11 +165,11 @@ def _parse_when(name: str, when: Any, where: str, earlier: set[str]) -> dict[str
 
 
 def _check_values(space: SearchSpace, where: str) -> None:
-    """Every discrete value must make a valid TrialConfig (unknown model or loss names, bad sizes)."""
+    """Every discrete value must make valid HyperParams (unknown model or loss names, bad sizes)."""
     for param in space.params:
         for value in param.values():
             try:
-                TrialConfig(**{param.name: value}).validate(where)
+                HyperParams(**{param.name: value}).validate(where)
             except TypeError:
                 raise ConfigError(f"{where}: {param.name}: {value!r} has the wrong type") from None
             except ConfigError as err:
@@ -175,7 +177,7 @@ def _check_values(space: SearchSpace, where: str) -> None:
         if param.kind in ("float", "int"):
             for bound in (param.low, param.high):
                 try:
-                    TrialConfig(**{param.name: type(getattr(TrialConfig(), param.name))(bound)}).validate(where)
+                    HyperParams(**{param.name: type(getattr(HyperParams(), param.name))(bound)}).validate(where)
                 except ConfigError as err:
                     reason = str(err).split(": ", 2)[-1]
                     raise ConfigError(f"{where}: {param.name}: bound {bound!r}: {reason}") from None

@@ -63,6 +63,11 @@ def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {key}: expected a list, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key}: expected a mapping, got {value!r}")
+        _, value_hint = typing.get_args(hint)
+        return {str(name): _coerce(value_hint, item, where, f"{key}.{name}") for name, item in value.items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is Any or isinstance(value, hint) and not (hint is int and isinstance(value, bool)):

@@ -71,16 +71,18 @@ learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}
 """
 
 
-def write_job(folder: Path, name: str, storage: Path | str, space: str = TINY_SPACE, **settings: object) -> Path:
-    """A small job file (synthetic data by default) with its own search space beside it."""
+def write_job(folder: Path, name: str, storage: Path | str, space: str = TINY_SPACE, epochs: int = 3,
+              **settings: object) -> Path:
+    """A small job file (synthetic data by default) with its own search space beside it; ``epochs`` is the
+    job's trial.epochs (every trial's budget, ASHA's max_t), the other settings are job keys."""
     import yaml
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}-space.yaml").write_text(space)
     job = {"name": name, "searchspace": f"{name}-space.yaml", "storage_path": str(storage), "num_samples": 4,
-           "max_epochs": 3, "grace_period": 1, "reduction_factor": 2, "max_concurrent": 2, "seed": 0,
+           "grace_period": 1, "reduction_factor": 2, "max_concurrent": 2, "seed": 0,
            "data": {"path": "synthetic", "synthetic_count": 48, "val_fraction": 0.25, "test_fraction": 0.25},
-           "trial": {"num_predictions": 2}}
+           "trial": {"epochs": epochs, "num_predictions": 2}}
     for key, value in settings.items():
         if isinstance(value, dict) and isinstance(job.get(key), dict):
             job[key] = {**job[key], **value}  # type: ignore[dict-item]
@@ -97,17 +99,22 @@ def search_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "polyp_ray.search", *args]
 
 
+EXTERNAL_PAIRS = 12  # the tiny search's external test set
+
+DEAD_CLUSTER = "127.0.0.1:9\n"  # what ray_current_cluster holds after a cluster died long ago
+
 KVASIR_SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4, 8]}\nimage_size: {choices: [128]}\n"
                 "batch_size: {choices: [8]}\nlearning_rate: {low: 1.0e-5, high: 3.0e-3, log: true}\n")
 
 
 @pytest.fixture(scope="session")
 def kvasir_experiment(kvasir: Path, tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
-    """A small real search on Kvasir-SEG (4 unet trials, 128 px, 300 pairs), with its HTML report."""
+    """A small real search on Kvasir-SEG (2 unet trials, 128 px, 300 pairs), with its HTML report: a learning
+    rate too small to learn in 2 epochs and a good one, the two points that must come out separated."""
     import subprocess
 
     folder = tmp_path_factory.mktemp("kvasir_search")
-    job = write_job(folder, "kv", folder / "experiments", space=KVASIR_SPACE, num_samples=4, max_epochs=2,
+    job = write_job(folder, "kv", folder / "experiments", space=KVASIR_SPACE, num_samples=2, epochs=2,
                     grace_period=2, max_concurrent=2,
                     points_to_evaluate=[{"learning_rate": 1.0e-5}, {"learning_rate": 3.0e-3}],
                     data={"path": str(kvasir), "limit": 300, "val_fraction": 0.2, "test_fraction": 0.2})
@@ -122,6 +129,9 @@ def kvasir_experiment(kvasir: Path, tmp_path_factory: pytest.TempPathFactory, pr
 def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
     """One real (small) search on synthetic data, shared by the search and report tests."""
     import subprocess
+    import tempfile
+
+    from polyp_ray.data.synthetic import synthetic_dataset
 
     folder = tmp_path_factory.mktemp("tiny_search")
     # Every family, the pretrained-encoder ones with random weights: their checkpoints must load wherever
@@ -129,10 +139,21 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Pat
     # and the space samples encoders.
     space = TINY_SPACE.replace("[unet, encoder_decoder]", "[unet, encoder_decoder, vgg16_unet]") + (
         "encoder: {choices: [conv, mobilenetv2], when: {model: [unet, encoder_decoder]}}\n")
-    job = write_job(folder, "tiny", folder / "experiments", space=space, num_samples=6, max_epochs=4,
+    # An external test set from another "centre": synthetic polyps of another seed, in their own folder.
+    external = synthetic_dataset(folder / "external", count=EXTERNAL_PAIRS, seed=7)
+    job = write_job(folder, "tiny", folder / "experiments", space=space, num_samples=6, epochs=4,
+                    data={"external_tests": {"other_centre": str(external)}},
                     points_to_evaluate=[{"model": "vgg16_unet"}, {"model": "encoder_decoder", "encoder": "conv"},
                                         {"model": "unet", "encoder": "mobilenetv2"}])
-    proc = subprocess.run(search_command("--job", str(job), "--name", "tiny-run"), cwd=folder,
+    # Run where a stale cluster file names a Ray that died long ago: without --address the search must
+    # start its own (tests/test_cli.py). The folder is short: Ray's Unix sockets live under it.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(DEAD_CLUSTER)
+    (folder / "ray_tmpdir.txt").write_text(str(ray_tmp))
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(search_command("--job", str(job), "--name", "tiny-run"), cwd=folder, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (folder / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw

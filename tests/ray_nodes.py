@@ -35,7 +35,9 @@ def stop_session(sid: int, sig: int = signal.SIGTERM) -> None:
             if gcs == ("gcs_server" in args):
                 _signal(pid, sig)
         time.sleep(1)
-    deadline = time.monotonic() + 10
+    # A node that stops cleanly is gone by now; one that lost a peer can keep its GCS and a monitor up
+    # for many seconds after SIGTERM. Nothing of a test's throwaway node needs keeping: not long.
+    deadline = time.monotonic() + 3
     while session_members(sid) and time.monotonic() < deadline:
         time.sleep(0.5)
     for pid, _ in session_members(sid):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_job
+from tests.conftest import DEAD_CLUSTER
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,9 +22,12 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
 
 
 def test_debug_trial_prints_epochs_and_writes_artifacts(tmp_path: Path) -> None:
+    # Also: a debug run has no ASHA, so it runs its 2 epochs whatever the job's grace period (3 here, which
+    # a search would refuse as more than trial.epochs).
     out = tmp_path / "debug"
     proc = run_cli("--debug", "--set", "image_size=32", "--set", "base_width=4", "--set", "epochs=2",
-                   "--set", "data.synthetic_count=24", "--set", f"output_dir={out}", cwd=tmp_path)
+                   "--set", "grace_period=3", "--set", "data.synthetic_count=24", "--set", f"output_dir={out}",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     epoch_lines = [line for line in proc.stdout.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 2 and all("val_dice" in line and " s " in line for line in epoch_lines)
@@ -33,12 +36,16 @@ def test_debug_trial_prints_epochs_and_writes_artifacts(tmp_path: Path) -> None:
     assert metrics["summary"]["n_images"] == len(metrics["per_image"]) > 0
     assert list((out / "predictions").glob("*.png"))
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+    refused = run_cli("--set", "epochs=2", "--set", "grace_period=3", "--set", f"storage_path={tmp_path / 'exp'}",
+                      cwd=tmp_path, timeout=120)
+    assert refused.returncode == 2 and "grace_period: must be in [1, trial.epochs]" in refused.stderr
 
 
 @pytest.mark.parametrize(
     ("job", "space", "expected"),
     [
-        ("max_epochs: 0\n", None, "job.yaml: max_epochs: must be >= 1"),
+        ("trial: {epochs: 0}\n", None, "job.yaml: trial.epochs: must be >= 1"),
+        ("max_epochs: 4\n", None, "job.yaml: max_epochs: renamed: set trial.epochs"),
         ("trial: {modle: unet}\n", None, "job.yaml: trial.modle: unknown key"),
         ("data: {path: /nonexistent/data}\n", None, "/nonexistent/data: dataset folder not found"),
         ("", "learning_rate: {low: 1, high: 0.1}\n", "space.yaml: learning_rate.low: must be below high"),
@@ -103,15 +110,6 @@ def test_a_bad_override_names_set_not_the_job_file(tmp_path: Path, override: str
     assert not (tmp_path / "exp").exists()
 
 
-def test_debug_runs_one_epoch_whatever_the_jobs_asha_grace_period(tmp_path: Path) -> None:
-    # The default job's ASHA grace period is 2; a debug run has no ASHA.
-    out = tmp_path / "one"
-    proc = run_cli("--debug", "--set", "epochs=1", "--set", "image_size=32", "--set", "base_width=4",
-                   "--set", "data.synthetic_count=24", "--set", f"output_dir={out}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
-
-
 def test_a_debug_run_that_fails_on_its_data_leaves_no_folder(tmp_path: Path) -> None:
     (tmp_path / "data" / "images").mkdir(parents=True)
     (tmp_path / "data" / "masks").mkdir()
@@ -141,15 +139,12 @@ def test_an_unreachable_address_fails_fast_in_one_line(tmp_path: Path, address: 
 
 
 @pytest.mark.slow
-def test_without_address_a_search_starts_its_own_ray_despite_a_dead_cluster(tmp_path: Path) -> None:
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
-    (ray_tmp / "ray").mkdir()
-    (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:9\n")
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
-    env.pop("RAY_ADDRESS", None)
-    job = write_job(tmp_path, "own", tmp_path / "exp", num_samples=1, max_epochs=1, grace_period=1,
-                    space="model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n")
-    proc = subprocess.run([sys.executable, "-m", "polyp_ray.search", "--job", str(job), "--name", "own-1",
-                           "--no-report"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert (tmp_path / "exp" / "own-1" / "polyp_ray" / "trials.csv").exists()
+def test_without_address_a_search_starts_its_own_ray_despite_a_dead_cluster(tiny_experiment: Path) -> None:
+    # The shared tiny search ran with RAY_TMPDIR holding a stale ray_current_cluster (tests/conftest.py).
+    folder = tiny_experiment.parent.parent
+    ray_tmp = Path((folder / "ray_tmpdir.txt").read_text())
+    assert (ray_tmp / "ray" / "ray_current_cluster").read_text() == DEAD_CLUSTER
+    assert list((ray_tmp / "ray").glob("session_2*")), "the search's Ray did not run under that RAY_TMPDIR"
+    console = (folder / "console.txt").read_text()
+    assert "Started a local Ray instance" in console and "Connecting to existing Ray cluster" not in console
+    assert (tiny_experiment / "polyp_ray" / "trials.csv").exists()

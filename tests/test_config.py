@@ -1,9 +1,22 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
-from polyp_ray.config import TrialConfig, apply_overrides, load_job_config, trial_from_dict
+from polyp_ray.config import (
+    HyperParams,
+    JobConfig,
+    RunSettings,
+    TrialConfig,
+    apply_overrides,
+    load_job_config,
+    trial_config_for,
+    trial_from_dict,
+)
 from polyp_ray.errors import ConfigError
+from polyp_ray.search import _route_override
+from polyp_ray.searchspace import load_searchspace
 
 
 def _write(tmp_path: Path, text: str, name: str = "job.yaml") -> Path:
@@ -14,9 +27,10 @@ def _write(tmp_path: Path, text: str, name: str = "job.yaml") -> Path:
 
 
 def test_job_loads_with_data_feeding_the_trial(tmp_path: Path) -> None:
-    job, space = load_job_config(_write(tmp_path, "name: j\nsearchspace: space.yaml\nmax_epochs: 4\n"
-                                                  "data: {path: synthetic, split_seed: 7}\ntrial: {base_width: 4}\n"))
-    assert job.max_epochs == 4 and job.trial.base_width == 4 and job.trial.data.split_seed == 7
+    job, space = load_job_config(_write(tmp_path, "name: j\nsearchspace: space.yaml\n"
+                                                  "data: {path: synthetic, split_seed: 7}\n"
+                                                  "trial: {base_width: 4, epochs: 4}\n"))
+    assert job.epochs == job.trial.epochs == 4 and job.trial.base_width == 4 and job.trial.data.split_seed == 7
     assert space == (tmp_path / "space.yaml").resolve()
 
 
@@ -24,15 +38,15 @@ def test_job_loads_with_data_feeding_the_trial(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("nmae: x\n", "job.yaml: nmae: unknown key"),
-        ("max_epochs: three\n", "job.yaml: max_epochs: expected int, got 'three'"),
-        ("grace_period: 9\nmax_epochs: 3\n", "job.yaml: grace_period: must be in [1, max_epochs]"),
+        ("trial: {epochs: three}\n", "job.yaml: trial.epochs: expected int, got 'three'"),
+        ("grace_period: 9\ntrial: {epochs: 3}\n", "job.yaml: grace_period: must be in [1, trial.epochs]"),
         ("trial: {model: resnet}\n", "job.yaml: model: unknown model 'resnet'"),
         ("trial: {image_size: 100}\n", "job.yaml: image_size: must be a multiple of 32"),
         ("data: {split_sed: 1}\n", "job.yaml: trial.data.split_sed: unknown key"),
         ("resources: {cpu: 0}\n", "job.yaml: resources.cpu: must be > 0"),
         ("searchspace: nowhere.yaml\n", "job.yaml: searchspace: nowhere.yaml not found"),
-        ("max_epochs: [1\n", "job.yaml (line 3): not valid YAML"),
-        ("max_epochs: 2\n- b\n", "job.yaml (line 3): not valid YAML"),
+        ("num_samples: [1\n", "job.yaml (line 3): not valid YAML"),
+        ("num_samples: 2\n- b\n", "job.yaml (line 3): not valid YAML"),
     ],
 )
 def test_bad_job_files_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -63,3 +77,70 @@ def test_a_top_level_list_is_refused(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="list.yaml: expected a mapping"):
         load_job_config(path)
+
+
+SEARCHABLE = sorted(f.name for f in dataclasses.fields(HyperParams))
+
+
+def test_a_trial_is_its_hyperparameters_and_its_run_settings() -> None:
+    config = TrialConfig(image_size=64, epochs=3, output_dir="out")
+    assert isinstance(config, HyperParams) and isinstance(config, RunSettings)
+    names = {f.name for f in dataclasses.fields(TrialConfig)}
+    assert names == set(SEARCHABLE) | {f.name for f in dataclasses.fields(RunSettings)}
+    assert not set(SEARCHABLE) & {f.name for f in dataclasses.fields(RunSettings)}
+    flat = dataclasses.asdict(config)  # trial_config.json stays flat
+    assert flat["image_size"] == 64 and flat["epochs"] == 3 and flat["output_dir"] == "out"
+    with pytest.raises(ConfigError, match="^t: epochs: must be >= 1$"):
+        TrialConfig(epochs=0).validate("t")  # RunSettings' own check, through TrialConfig.validate
+    with pytest.raises(ConfigError, match="^t: threshold: must be in"):
+        TrialConfig(threshold=1.5).validate("t")  # ... and HyperParams'
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(RunSettings)])
+def test_a_space_naming_a_run_setting_is_refused_listing_the_searchable_names(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(f"learning_rate: {{low: 1.0e-4, high: 1.0e-2}}\n{name}: {{value: 3}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_searchspace(path)
+    line = str(err.value)
+    assert line.startswith(f"{path}: {name}: unknown or unsearchable parameter") and "\n" not in line
+    assert f"the job sets trial.{name}" in line
+    assert line.endswith(f"searchable: {SEARCHABLE}")
+
+
+def test_every_hyperparameter_is_accepted_by_the_space_loader(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    defaults = {f.name: getattr(HyperParams(), f.name) for f in dataclasses.fields(HyperParams)}
+    path.write_text(yaml.safe_dump({name: {"value": value} for name, value in defaults.items()}))
+    space = load_searchspace(path)
+    assert sorted(p.name for p in space.params) == SEARCHABLE
+    assert space.define_by_run(None) == defaults  # all fixed: nothing asks the (absent) Optuna trial
+
+
+@pytest.mark.parametrize(("text", "overrides", "where"), [
+    ("max_epochs: 4\n", [], "job.yaml"),
+    ("", ["max_epochs=4"], "--set"),
+])
+def test_the_old_max_epochs_key_gives_the_rename_line(tmp_path: Path, text: str, overrides: list[str],
+                                                      where: str) -> None:
+    path = _write(tmp_path, "searchspace: space.yaml\n" + text)
+    with pytest.raises(ConfigError) as err:
+        load_job_config(path, [_route_override(item) for item in overrides])
+    assert str(err.value) == (f"{path if where == 'job.yaml' else where}: max_epochs: renamed: set trial.epochs "
+                              "(the epochs every trial trains for, ASHA's max_t)")
+
+
+def test_set_epochs_lands_in_trial_epochs_and_every_trial_trains_for_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, "searchspace: space.yaml\nseed: 1\ngrace_period: 2\ntrial: {epochs: 5}\n")
+    assert _route_override("epochs=3") == "trial.epochs=3"
+    assert _route_override("seed=4") == "seed=4"  # the sampler's seed: a job key first
+    assert _route_override("trial.seed=4") == "trial.seed=4"
+    job, _ = load_job_config(path, [_route_override(item) for item in ["epochs=3", "seed=4", "model=encoder_decoder"]])
+    assert job.trial.epochs == job.epochs == 3 and job.seed == 4 and job.trial.seed == 0
+    assert job.trial.model == "encoder_decoder"
+    assert not hasattr(JobConfig(), "max_epochs")
+    assert trial_config_for(job, {"learning_rate": 0.002}).epochs == 3  # the job's epochs, not overridden
+    with pytest.raises(ConfigError, match=r"^--set: grace_period: must be in \[1, trial.epochs\]$"):
+        load_job_config(path, [_route_override("epochs=1")])
+    debug, _ = load_job_config(path, [_route_override("epochs=1")], debug=True)  # one trial: grace clipped
+    assert debug.epochs == debug.grace_period == 1

@@ -78,7 +78,7 @@ def _node_ids(exp: Path) -> dict[str, set[str]]:
 
 
 def test_trials_run_on_both_nodes_and_survive_losing_the_worker(cluster: Cluster, tmp_path: Path) -> None:
-    job = write_job(tmp_path, "multi", tmp_path / "exp", num_samples=4, max_epochs=6, grace_period=6,
+    job = write_job(tmp_path, "multi", tmp_path / "exp", num_samples=2, epochs=6, grace_period=6,
                     max_concurrent=2, max_failures=3,
                     space="model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [64]}\n"
                           "learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n",
@@ -97,6 +97,9 @@ def test_trials_run_on_both_nodes_and_survive_losing_the_worker(cluster: Cluster
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:]
     table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
-    assert len(table) == 4 and set(table["status"]) == {"TERMINATED"}
+    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"}
     assert (table["epochs_run"] == 6).all()
-    assert len(set().union(*_node_ids(exp).values())) == 2
+    nodes = _node_ids(exp)
+    assert len(set().union(*nodes.values())) == 2
+    # The trial that lost its node finished on the other one: its epochs were reported from both.
+    assert any(len(ids) == 2 for ids in nodes.values()), nodes

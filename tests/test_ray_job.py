@@ -94,7 +94,7 @@ def test_a_search_submitted_as_a_ray_job_leaves_its_report_in_the_experiment_fol
 
     work = _working_dir(tmp_path / "work")
     storage = tmp_path / "experiments"  # absolute: the job's working directory does not outlive it
-    write_job(work, "rj", storage, num_samples=2, max_epochs=1, grace_period=1, max_concurrent=2)
+    write_job(work, "rj", storage, num_samples=1, epochs=1, grace_period=1)  # one trial: the job is what is tested
     client = _client(head)
     entrypoint = (f"{shlex.quote(sys.executable)} -m polyp_ray.search --job rj.yaml --address auto "
                   "--name rj-run")

@@ -109,7 +109,7 @@ def _session_pids(sid: int) -> list[int]:
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
     # Storage given as a URI (file://, as s3:// would be on a cluster): Tune writes there directly and
     # our summary is uploaded beside it.
-    job = write_job(tmp_path, "resume", f"file://{tmp_path / 'exp'}", num_samples=3, max_epochs=2, grace_period=2,
+    job = write_job(tmp_path, "resume", f"file://{tmp_path / 'exp'}", num_samples=3, epochs=2, grace_period=2,
                     max_concurrent=1)
     exp = tmp_path / "exp" / "resume-run"
     proc = _start(["--job", str(job), "--name", "resume-run", "--no-report"], tmp_path)
@@ -145,8 +145,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path: Path)
 
 
 def test_killed_trial_process_resumes_from_its_checkpoint(tmp_path: Path) -> None:
-    job = write_job(tmp_path, "crash", tmp_path / "exp", num_samples=2, max_epochs=5, grace_period=5,
-                    max_concurrent=1, max_failures=2,
+    job = write_job(tmp_path, "crash", tmp_path / "exp", num_samples=1, epochs=5, grace_period=5, max_failures=2,
                     space="model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [64]}\n",
                     data={"synthetic_count": 96})
     exp = tmp_path / "exp" / "crash-run"
@@ -170,4 +169,4 @@ def test_killed_trial_process_resumes_from_its_checkpoint(tmp_path: Path) -> Non
     assert restarted, "the trial was not restarted in a new process"
     assert restarted[0]["epoch"] > 1, "the restarted trial began again at epoch 1"
     table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
-    assert set(table["status"]) == {"TERMINATED"} and len(table) == 2
+    assert set(table["status"]) == {"TERMINATED"} and len(table) == 1

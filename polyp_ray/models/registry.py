@@ -29,6 +29,14 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def family_name(model: str, encoder: Any) -> str:
+    """The family a trial belongs to: its decoder on its encoder, by the notebook's names where they
+    apply (the unet decoder on vgg16 is the notebook's vgg16_unet, however it was asked for)."""
+    if not isinstance(encoder, str) or encoder in ("", DEFAULT_ENCODER) or model == "vgg16_unet":
+        return model
+    return "vgg16_unet" if (model, encoder) == ("unet", "vgg16") else f"{model}_{encoder}"
+
+
 def resolved_encoder(model: str, encoder: str = DEFAULT_ENCODER) -> str:
     """The encoder ``model`` is built on: its own where it has one (vgg16_unet -> vgg16), else ``encoder``.
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from polyp_ray.report import comparison as compare
-from polyp_ray.report import figures, progress, sections, table
+from polyp_ray.report import figures, generalisation, progress, sections, table
 from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
 from polyp_ray.report.gallery import Gallery, build_gallery
 from polyp_ray.report.importance import param_importance
@@ -40,6 +40,7 @@ def render(exp: Experiment, gallery: Gallery) -> str:
         sections.section("comparison", "Model comparison",
                          table.comparison(families, trials, exp.best_trial_id)
                          + "<h3>Beside the notebook</h3>" + sections.notebook(families)),
+        sections.section("generalisation", "Generalisation: test and external sets", generalisation.table(exp)),
         sections.section("ranking", "Is the ranking real?",
                          sections.ranking(compare.ranking(exp), {r.trial_id: r.test_dice for r in trials})),
         sections.section("progress", "Search progress", _progress(exp, page)),

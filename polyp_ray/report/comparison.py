@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from polyp_ray.report.experiment import Experiment
-from polyp_ray.report.stats import Interval, PairedTest, bootstrap_ci, paired_wilcoxon
+from polyp_ray.stats import Interval, PairedTest, bootstrap_ci, paired_wilcoxon
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from polyp_ray.errors import PolypRayError
+from polyp_ray.models.registry import family_name
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 from polyp_ray.storage import OURS
 
@@ -58,6 +59,15 @@ class Experiment:
     @property
     def maximise(self) -> bool:
         return self.job.get("mode", "max") == "max"
+
+    @property
+    def epochs(self) -> int:
+        """Every trial's number of epochs (ASHA's max_t): the job's trial.epochs, or the top-level
+        max_epochs of an experiment recorded before that key was renamed (its trial.epochs was unused)."""
+        if "max_epochs" in self.job:
+            return int(self.job["max_epochs"])
+        trial = self.job.get("trial")
+        return int(trial.get("epochs", 1)) if isinstance(trial, dict) else 1
 
     @property
     def best_trial_id(self) -> str | None:
@@ -168,19 +178,11 @@ def _read_trials(path: Path, job: dict[str, Any]) -> pd.DataFrame:
         table["model"] = str(fixed.get("model", "model"))
     # A family is a decoder on an encoder: "unet" (the notebook's conv encoder), "unet_resnet50", ...
     encoders = table["encoder"] if "encoder" in table else pd.Series(fixed.get("encoder", "conv"), index=table.index)
-    table["model"] = [family(str(m), e) for m, e in zip(table["model"], encoders, strict=True)]
+    table["model"] = [family_name(str(m), e) for m, e in zip(table["model"], encoders, strict=True)]
     metric = f"best_{job.get('metric', 'val_dice')}"
     if metric in table:
         table = table.sort_values(metric, ascending=job.get("mode", "max") == "min", na_position="last")
     return table.reset_index(drop=True)
-
-
-def family(model: str, encoder: Any) -> str:
-    """The family a trial belongs to: its decoder on its encoder, by the notebook's names where they
-    apply (the unet decoder on vgg16 is the notebook's vgg16_unet, however it was asked for)."""
-    if not isinstance(encoder, str) or encoder in ("", "conv") or model == "vgg16_unet":
-        return model
-    return "vgg16_unet" if (model, encoder) == ("unet", "vgg16") else f"{model}_{encoder}"
 
 
 def _trial_dir(exp: Path, recorded: Any) -> Path | None:

@@ -17,7 +17,7 @@ from plotly.colors import qualitative, sample_colorscale
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.report.importance import Importance
 from polyp_ray.report.markup import esc
-from polyp_ray.report.stats import asha_rungs
+from polyp_ray.report.rungs import asha_rungs
 from polyp_ray.searchspace import Param
 
 PALETTE = qualitative.D3
@@ -51,8 +51,7 @@ def learning_curves(exp: Experiment, colours: dict[str, str], top: int = TOP_LIN
         shown.add(family)
     _mark_stops(fig, exp, {t for t, _, _ in best})
     job = exp.job
-    for rung in asha_rungs(int(job.get("grace_period", 1)), int(job.get("reduction_factor", 3)),
-                           int(job.get("max_epochs", 1))):
+    for rung in asha_rungs(int(job.get("grace_period", 1)), int(job.get("reduction_factor", 3)), exp.epochs):
         fig.add_vline(x=rung, line_dash="dash", line_color="#999",
                       annotation_text=f"ASHA rung {rung}", annotation_position="top")
     title = ("Validation Dice by epoch (every trial)" if not rest else

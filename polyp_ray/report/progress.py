@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.report.markup import esc
-from polyp_ray.report.stats import asha_rungs
+from polyp_ray.report.rungs import asha_rungs
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,12 @@ def _held(table: pd.DataFrame, trial_id: str, key: str) -> float:
 
 def _rung_counts(exp: Experiment) -> dict[int, int]:
     job = exp.job
-    max_epochs = int(job.get("max_epochs", 1))
-    epochs = asha_rungs(int(job.get("grace_period", 1)), int(job.get("reduction_factor", 3)), max_epochs)
+    epochs = asha_rungs(int(job.get("grace_period", 1)), int(job.get("reduction_factor", 3)), exp.epochs)
     if "epochs_run" in exp.trials:
         run = pd.to_numeric(exp.trials["epochs_run"], errors="coerce").fillna(0).to_numpy()
     else:
         run = np.array([len(h) for h in exp.histories.values()])
-    return {e: int((run >= e).sum()) for e in [*epochs, max_epochs]}
+    return {e: int((run >= e).sum()) for e in [*epochs, exp.epochs]}
 
 
 def figure(progress: Progress, metric: str) -> go.Figure:

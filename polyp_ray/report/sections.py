@@ -13,8 +13,8 @@ from polyp_ray.report.experiment import Experiment
 from polyp_ray.report.gallery import Case, Gallery
 from polyp_ray.report.importance import SAMPLE_SEED, Importance
 from polyp_ray.report.markup import data_uri, esc, fmt, key_values, note, pre
-from polyp_ray.report.stats import ALPHA, Interval
 from polyp_ray.report.table import ci
+from polyp_ray.stats import ALPHA, Interval
 
 # The notebook's reported 2-class mean IoU (CVC-ColonDB; IoU pooled per test batch of 4, averaged over batches).
 NOTEBOOK = (("unet", "U-Net", 0.66), ("vgg16_unet", "VGG16-U-Net", 0.48))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from polyp_ray.report.comparison import Row
 from polyp_ray.report.markup import cell, esc, fmt, fmt_int
-from polyp_ray.report.stats import Interval
+from polyp_ray.stats import Interval
 
 TOP_ROWS = 20
 

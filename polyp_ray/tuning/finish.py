@@ -24,7 +24,8 @@ from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
 
 
 def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], refs: dict[int, Any],
-                     ours: Path) -> pd.DataFrame:
+                     ours: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """trials.csv's table, best validation first, and each trial's best checkpoint by trial id."""
     rows: dict[str, dict[str, Any]] = {}
     checkpoints: dict[str, Any] = {}
     pending: dict[str, tuple[Any, Any]] = {}
@@ -41,7 +42,7 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
         try:
             body = _collect(scores, config, prepared[config.image_size], ours / "trials" / trial_id)
         except Exception as err:  # noqa: BLE001 - one trial's failure must not lose the others' results
-            message = _one_line(err)
+            message = one_line(err)
             print(f"warning: trial {trial_id}: scoring its checkpoint on the test split failed: {message}",
                   file=sys.stderr, flush=True)
             rows[trial_id]["test_error"] = message
@@ -57,7 +58,7 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
     scored = table[table["test_error"].isna()] if "test_error" in table else table
     if len(scored):
         _keep_winner(scored.iloc[0]["trial_id"], checkpoints, ours)
-    return table
+    return table, checkpoints
 
 
 def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict] | None]:
@@ -69,7 +70,7 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
     row: dict[str, Any] = {
         "trial_id": trial_id, **(result.config or {}),
         "status": "ERROR" if result.error else "TERMINATED", "epochs_run": epochs_run,
-        "stopped_early": result.error is None and epochs_run < job.max_epochs,
+        "stopped_early": result.error is None and epochs_run < job.epochs,
         "wall_s": wall, "cpu": job.resources.cpu, "gpu": job.resources.gpu,
         "cpu_hours": wall * job.resources.cpu / 3600, "gpu_hours": wall * job.resources.gpu / 3600,
         "node_ip": last.get("node_ip"), "node_id": last.get("node_id"), "trial_dir": result.path,
@@ -140,7 +141,7 @@ def _keep_winner(trial_id: str, checkpoints: dict[str, Any], ours: Path) -> None
     shutil.copyfile(ours / "trials" / trial_id / "trial_config.json", best / "trial_config.json")
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     if isinstance(err, ray.exceptions.RayTaskError) and getattr(err, "cause", None) is not None:
         err = err.cause  # the worker's own exception, without the remote traceback Ray wraps around it
     text = " ".join(str(err).split())

@@ -11,7 +11,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from polyp_ray.config import JobConfig
+from polyp_ray.config import JobConfig, upgrade_job_record
 from polyp_ray.data.dataset import prepare_data
 from polyp_ray.errors import ConfigError
 from polyp_ray.models.pretrained import needed_weights
@@ -47,7 +47,7 @@ def recorded_job(folder: Path) -> tuple[JobConfig, SearchSpace]:
     ours = folder / OURS
     if not (ours / JOB_FILE).is_file() or not (ours / SPACE_FILE).is_file():
         raise ConfigError(f"restore_tuner: {ours} lacks {JOB_FILE} or {SPACE_FILE}: not a polyp-ray experiment")
-    raw = read_yaml(ours / JOB_FILE)
+    raw = upgrade_job_record(read_yaml(ours / JOB_FILE))  # max_epochs, in a job recorded before trial.epochs
     # The warm start only seeded the study when the search began; its source may be gone by now.
     raw.pop("warm_start", None), raw.pop("warm_start_study", None)
     job = from_mapping(JobConfig, raw, str(ours / JOB_FILE))

@@ -17,13 +17,15 @@ from ray import tune
 
 from polyp_ray.config import JobConfig
 from polyp_ray.data.dataset import describe, prepare_data
+from polyp_ray.data.external import describe_external
 from polyp_ray.errors import ConfigError
 from polyp_ray.models.pretrained import needed_weights
 from polyp_ray.models.weights import weights_payload
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import OURS, ExperimentStore, locate
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
-from polyp_ray.tuning.finish import summarise_trials
+from polyp_ray.tuning.finish import one_line, summarise_trials
+from polyp_ray.tuning.generalise import generalise
 from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
 from polyp_ray.tuning.trainable import make_trainable
 from polyp_ray.tuning.tuner import new_tuner
@@ -45,6 +47,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     local mirror of a storage URI, holds everything the report reads)."""
     described = describe(job.trial.data)  # refuses a bad dataset before anything is written
     described.info.announce()
+    external = describe_external(job.trial.data)  # ... and a bad external test set
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
                         job.trial.data.resolved_cache_dir())
     ours = experiment.local / OURS
@@ -74,8 +77,13 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     results = tuner.fit()
     print(f"search finished in {time.time() - started:.0f} s; "
           "evaluating each trial's best checkpoint on the test split", flush=True)
-    table = summarise_trials(results, job, prepared, refs, ours)
+    table, checkpoints = summarise_trials(results, job, prepared, refs, ours)
     _print_table(table)
+    try:
+        generalise(table, checkpoints, job, refs, prepared, external, ours)
+    except Exception as err:  # noqa: BLE001 - the search's results stand without this extra scoring
+        print(f"warning: scoring the winner and the ensemble on the test and external sets failed: "
+              f"{one_line(err)}", file=sys.stderr, flush=True)
     experiment.publish(OURS)
     experiment.mirror_results()
     print(f"experiment: {experiment.uri}")

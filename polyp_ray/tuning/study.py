@@ -127,8 +127,7 @@ def describe(job: JobConfig) -> dict[str, Any]:
     """What a study's values mean, stored with it, so a warm start can refuse or warn on a mismatch."""
     trial = {k: v for k, v in to_dict(job.trial).items() if k not in NOT_SCORED}
     data = {k: v for k, v in to_dict(job.trial.data).items() if k != "cache_dir"}
-    return {"metric": score_key(job.metric), "mode": job.mode, "max_epochs": job.max_epochs, "trial": trial,
-            "data": data}
+    return {"metric": score_key(job.metric), "mode": job.mode, "epochs": job.epochs, "trial": trial, "data": data}
 
 
 def warm_start_trials(job: JobConfig, space: SearchSpace) -> tuple[list[FrozenTrial], str]:
@@ -144,7 +143,9 @@ def warm_start_trials(job: JobConfig, space: SearchSpace) -> tuple[list[FrozenTr
         if info and info.get(key) != now[key]:
             raise ConfigError(f"warm_start: study {name!r} ranked trials by {key} {info.get(key)!r}, this job by "
                               f"{now[key]!r}; its values cannot seed this search")
-    for key in ("max_epochs", "data"):
+    if info and "epochs" not in info:  # described before trial.epochs replaced max_epochs
+        info = {**info, "epochs": info.get("max_epochs")}
+    for key in ("epochs", "data"):
         if info and info.get(key) != now[key]:
             print(f"warning: warm_start: study {name!r} had another {key}; its scores are used as they are",
                   file=sys.stderr)

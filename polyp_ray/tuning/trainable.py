@@ -30,14 +30,15 @@ def make_trainable(job: JobConfig, refs: dict[int, Any], weights: Any = None):
     """``refs``: the decoded dataset per image size; ``weights``: the pretrained weight files the space
     may need ({file name: bytes}, or its object ref), fetched once by the driver."""
     resources = {"cpu": job.resources.cpu, "gpu": job.resources.gpu}
-    with_data = tune.with_parameters(tune_trial, base=to_dict(job.trial), max_epochs=job.max_epochs, refs=refs,
-                                     resources=resources, metric=job.metric, mode=job.mode, weights=weights)
+    with_data = tune.with_parameters(tune_trial, base=to_dict(job.trial), refs=refs, resources=resources,
+                                     metric=job.metric, mode=job.mode, weights=weights)
     return tune.with_resources(with_data, resources)
 
 
-def tune_trial(params: dict[str, Any], base: dict[str, Any], max_epochs: int, refs: dict, resources: dict,
+def tune_trial(params: dict[str, Any], base: dict[str, Any], refs: dict, resources: dict,
                metric: str = "val_dice", mode: str = "max", weights: Any = None) -> None:
-    """One Tune trial (runs in a Ray worker process)."""
+    """One Tune trial (runs in a Ray worker process): ``base``, the job's trial settings (its epochs
+    included), under the sampled ``params``."""
     from polyp_ray.config import trial_from_dict
     from polyp_ray.models.weights import install_payload
     from polyp_ray.trial import run_trial
@@ -45,7 +46,7 @@ def tune_trial(params: dict[str, Any], base: dict[str, Any], max_epochs: int, re
     if weights is not None:  # into this node's Keras cache, where the encoder looks (skipped when there)
         install_payload(ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights)
 
-    merged = {**base, **params, "epochs": max_epochs, "evaluate_test": False,
+    merged = {**base, **params, "evaluate_test": False,
               "cpu_threads": max(1, int(resources["cpu"]))}
     config = trial_from_dict(merged, "trial params")
     run_trial(config, TuneReporter(resources, metric, mode), ray.get(refs[config.image_size]))

@@ -25,7 +25,7 @@ def new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage:
     score = score_key(job.metric)  # the trial's best epoch so far: what ASHA compares and TPE learns
     searcher = new_searcher(job, space, name, storage)
     callbacks = tune_callbacks(job, experiment_folder(job, storage, name), name)
-    scheduler = ASHAScheduler(time_attr="epoch", max_t=job.max_epochs, grace_period=job.grace_period,
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=job.epochs, grace_period=job.grace_period,
                               reduction_factor=job.reduction_factor)
     return tune.Tuner(
         trainable,

@@ -5,6 +5,7 @@ import pytest
 
 from polyp_ray.errors import ConfigError
 from polyp_ray.models import ENCODERS, MODELS, build_model, freezable, resolved_encoder, set_encoder_trainable
+from polyp_ray.models.registry import family_name
 
 
 def test_unet_matches_the_notebook_parameter_count() -> None:
@@ -103,3 +104,10 @@ def test_names_resolve_without_building() -> None:
     assert freezable("vgg16_unet", "conv") and freezable("encoder_decoder", "mobilenetv2")
     assert not freezable("unet", "conv") and not freezable("encoder_decoder", "conv")
     assert {e for e in ENCODERS if freezable("unet", e)} == set(ENCODERS) - {"conv"}
+
+
+def test_families_are_decoder_and_encoder_together() -> None:
+    assert family_name("unet", "conv") == "unet"
+    assert family_name("encoder_decoder", float("nan")) == "encoder_decoder"
+    assert family_name("unet", "resnet50") == "unet_resnet50" != family_name("encoder_decoder", "resnet50")
+    assert family_name("unet", "vgg16") == family_name("vgg16_unet", "conv") == "vgg16_unet"

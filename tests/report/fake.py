@@ -79,9 +79,9 @@ def _trial(exp: Path, trial_id: str, family: str, params: dict, base: float, ste
 
 
 def _provenance(ours: Path, name: str, stems: list[str]) -> None:
-    job = {"name": HOSTILE, "num_samples": 6, "max_epochs": 4, "grace_period": 1, "reduction_factor": 2,
+    job = {"name": HOSTILE, "num_samples": 6, "grace_period": 1, "reduction_factor": 2,
            "metric": "val_dice", "mode": "max",
-           "trial": {"model": "unet", "base_width": 8, "learning_rate": 1e-3}}
+           "trial": {"epochs": 4, "model": "unet", "base_width": 8, "learning_rate": 1e-3}}
     (ours / "job.yaml").write_text(yaml.safe_dump(job))
     (ours / "searchspace.yaml").write_text(yaml.safe_dump(SPACE, sort_keys=False))
     (ours / "command.txt").write_text(f"python -m polyp_ray.search --set 'name={CLOSER}'\n")

@@ -131,10 +131,10 @@ def _test(exp: Path, trial_id: str, best: float, epoch: int, params: dict, stems
 
 
 def _provenance(ours: Path, name: str, stems: list[str], n_trials: int) -> None:
-    job = {"name": name, "searchspace": "searchspace.yaml", "num_samples": n_trials, "max_epochs": MAX_EPOCHS,
+    job = {"name": name, "searchspace": "searchspace.yaml", "num_samples": n_trials,
            "grace_period": GRACE, "reduction_factor": FACTOR, "metric": "val_dice", "mode": "max",
            "max_concurrent": CONCURRENT, "resources": {"cpu": CPU, "gpu": GPU},
-           "trial": {"encoder_weights": "imagenet", "precision": "float32"}}
+           "trial": {"epochs": MAX_EPOCHS, "encoder_weights": "imagenet", "precision": "float32"}}
     (ours / "job.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
     (ours / "searchspace.yaml").write_text(yaml.safe_dump(SPACE, sort_keys=False))
     (ours / "command.txt").write_text(f"python -m polyp_ray.search --job jobs/kvasir.yaml --name {name}\n")

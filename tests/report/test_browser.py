@@ -51,7 +51,7 @@ def test_report_of_a_kvasir_search_renders_without_console_errors(kvasir_experim
         driver.get(report.as_uri())
         wait_for(driver, "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4")
         assert severe(driver) == []
-        assert driver.execute_script(COUNT.format("#model-table tr.trial")) == 4
+        assert driver.execute_script(COUNT.format("#model-table tr.trial")) == 2
         assert driver.execute_script(COUNT.format(".plotly, .js-plotly-plot")) >= 4
         assert driver.execute_script(GALLERY_LOADED) > 0
         assert "Kvasir-SEG" in driver.find_element("tag name", "body").text

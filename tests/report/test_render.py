@@ -19,7 +19,7 @@ from polyp_ray.report.experiment import load_experiment
 from polyp_ray.report.gallery import build_gallery
 from polyp_ray.report.importance import param_importance
 from polyp_ray.report.sections import ranking
-from polyp_ray.report.stats import Interval, PairedTest
+from polyp_ray.stats import Interval, PairedTest
 from tests.report.fake import CLOSER, HOSTILE, write_experiment
 
 

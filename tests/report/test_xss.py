@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from polyp_ray.report import build_report
 from tests.report.browser import chromium, severe, wait_for
 from tests.report.fake import HOSTILE
 
@@ -19,8 +18,11 @@ TRAP = "window.__alerts = []; window.alert = function (m) { window.__alerts.push
 
 
 @pytest.fixture(scope="module")
-def xss_report(xss_experiment: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_report(xss_experiment, tmp_path_factory.mktemp("xss_report") / "xss.html")
+def xss_report(xss_experiment: Path) -> Path:
+    """The report the search wrote into its experiment folder (with the gallery)."""
+    report = xss_experiment / "polyp_ray" / "report.html"
+    assert report.is_file()
+    return report
 
 
 def test_the_hostile_stem_is_scored_in_the_test_split(xss_experiment: Path) -> None:

@@ -39,8 +39,9 @@ def test_a_failed_scoring_marks_its_trial_and_the_rest_carry_on(tmp_path: Path) 
     from polyp_ray.tuning.finish import summarise_trials
 
     data_config = DataConfig(synthetic_count=24, val_fraction=0.25, test_fraction=0.25)
-    job = JobConfig(name="f", max_epochs=1, grace_period=1,
-                    trial=TrialConfig(base_width=4, image_size=32, batch_size=4, num_predictions=1, data=data_config))
+    job = JobConfig(name="f", grace_period=1,
+                    trial=TrialConfig(epochs=1, base_width=4, image_size=32, batch_size=4, num_predictions=1,
+                                      data=data_config))
     good, broken = tmp_path / "good", tmp_path / "broken"
     save_checkpoint_model(build_model("unet", 32, 4), good)
     broken.mkdir()
@@ -52,7 +53,7 @@ def test_a_failed_scoring_marks_its_trial_and_the_rest_carry_on(tmp_path: Path) 
         refs = {32: ray.put(prepared[32])}
         results = [FakeResult("bad", tune.Checkpoint.from_directory(str(broken)), 0.9),
                    FakeResult("ok", tune.Checkpoint.from_directory(str(good)), 0.5)]
-        table = summarise_trials(results, job, prepared, refs, tmp_path / "ours")
+        table, _ = summarise_trials(results, job, prepared, refs, tmp_path / "ours")
     finally:
         ray.shutdown()
     rows = table.set_index("trial_id")

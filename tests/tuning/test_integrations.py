@@ -39,7 +39,7 @@ def study_of(experiment: Path) -> optuna.Study:
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two trials of two epochs, with the MLflow callback on (its default local store)."""
     folder = tmp_path_factory.mktemp("integrations")
-    job = write_job(folder, "integ", folder / "experiments", num_samples=2, max_epochs=2, grace_period=2,
+    job = write_job(folder, "integ", folder / "experiments", num_samples=2, epochs=2, grace_period=2,
                     callbacks=["mlflow"], data={"synthetic_count": 32})
     proc = run_search(folder, job, "integ-run")
     assert "optuna-dashboard sqlite:///" in proc.stdout
@@ -142,7 +142,7 @@ def test_experiment_analysis_and_restore_tuner_read_the_experiment(experiment: P
 
 def test_a_warm_started_search_starts_from_the_earlier_trials(experiment: Path, tmp_path: Path) -> None:
     wider = TINY_SPACE.replace("low: 1.0e-4", "low: 1.0e-5")  # widen a range: the earlier points stay valid
-    job = write_job(tmp_path, "warm", tmp_path / "experiments", space=wider, num_samples=1, max_epochs=2,
+    job = write_job(tmp_path, "warm", tmp_path / "experiments", space=wider, num_samples=1, epochs=2,
                     grace_period=2, warm_start=str(experiment), data={"synthetic_count": 32})
     proc = run_search(tmp_path, job, "warm-run")
     assert "warm start: 2 finished trials of study 'integ-run'" in proc.stdout

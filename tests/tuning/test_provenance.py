@@ -25,7 +25,7 @@ def test_an_unchanged_job_resumes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("override", "key"), [
-    ("max_epochs=9", "max_epochs"),
+    ("trial.epochs=9", "trial.epochs"),
     ("trial.learning_rate=0.5", "trial.learning_rate"),
     ("data.split_seed=3", "trial.data.split_seed"),
 ])
@@ -57,3 +57,19 @@ def test_a_key_added_since_the_run_counts_at_its_default(tmp_path: Path) -> None
     assert "keep_checkpoints" not in saved.read_text()
     job, space_path = load_job_config(job_path)
     assert check_resume_unchanged(ours, job, space_path)
+
+
+def test_a_job_recorded_with_max_epochs_resumes_as_the_job_it_was(tmp_path: Path) -> None:
+    import yaml
+
+    job_path, ours = _recorded(tmp_path)
+    saved = ours / "job.yaml"
+    old = yaml.safe_load(saved.read_text())
+    old["max_epochs"] = old["trial"].pop("epochs")  # as written before trial.epochs replaced max_epochs,
+    old["trial"]["epochs"] = 10  # ... whose trial.epochs was unused
+    saved.write_text(yaml.safe_dump(old, sort_keys=False))
+    job, space_path = load_job_config(job_path)
+    assert check_resume_unchanged(ours, job, space_path)
+    job, space_path = load_job_config(job_path, ["trial.epochs=9"])
+    with pytest.raises(ConfigError, match=r"--resume: trial.epochs: 9 now but 3 in the interrupted run"):
+        check_resume_unchanged(ours, job, space_path)

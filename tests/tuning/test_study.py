@@ -102,6 +102,21 @@ def test_warm_start_refuses_a_study_ranked_on_another_metric(tmp_path: Path) -> 
         warm_start_trials(job, space)
 
 
+@pytest.mark.parametrize(("stored", "warns"), [
+    ({"epochs": 3}, False), ({"epochs": 7}, True),
+    ({"max_epochs": 3}, False), ({"max_epochs": 7}, True),  # described before trial.epochs replaced max_epochs
+])
+def test_warm_start_warns_on_other_epochs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          stored: dict[str, int], warns: bool) -> None:
+    earlier = _earlier_experiment(tmp_path)
+    study = optuna.load_study(study_name="earlier-run", storage=f"sqlite:///{earlier / 'polyp_ray' / DB_FILE}")
+    info = {k: v for k, v in study.user_attrs[ATTR].items() if k != "epochs"}
+    study.set_user_attr(ATTR, {**info, **stored})
+    job, space = _job(tmp_path, warm_start=str(earlier))  # trial.epochs 3
+    assert len(warm_start_trials(job, space)[0]) == 2
+    assert ("had another epochs" in capsys.readouterr().err) == warns
+
+
 def test_a_storage_url_with_several_studies_needs_warm_start_study(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'team.db'}"
     for name in ("a", "b"):

@@ -84,7 +84,7 @@ def postgres() -> Iterator[str]:
 
 
 def test_a_search_keeps_its_study_in_a_team_postgresql(postgres: str, tmp_path: Path) -> None:
-    job = write_job(tmp_path, "pg", tmp_path / "experiments", num_samples=2, max_epochs=1, grace_period=1,
+    job = write_job(tmp_path, "pg", tmp_path / "experiments", num_samples=2, epochs=1, grace_period=1,
                     optuna_storage=postgres, data={"synthetic_count": 32})
     proc = subprocess.run(search_command("--job", str(job), "--name", "pg-run", "--no-report"), cwd=tmp_path,
                           capture_output=True, text=True, timeout=900)

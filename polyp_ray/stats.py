@@ -1,7 +1,7 @@
-"""The report's statistics: bootstrap confidence intervals, the paired Wilcoxon test, ASHA rungs.
+"""Statistics on per-image scores: bootstrap confidence intervals and the paired Wilcoxon test.
 
-Everything here is plain NumPy/SciPy on per-image scores, seeded, so a report rebuilt from the same
-experiment shows the same numbers.
+Everything here is plain NumPy/SciPy, seeded, so a report rebuilt from the same experiment shows the
+same numbers. The search's generalisation step and the report both use it.
 """
 
 from __future__ import annotations
@@ -102,15 +102,3 @@ def paired_wilcoxon(a: dict[str, float], b: dict[str, float]) -> PairedTest:
         warnings.simplefilter("ignore", UserWarning)
         result = scipy_stats.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
     return PairedTest(len(stems), mean_a, mean_b, float(result.statistic), float(result.pvalue))
-
-
-def asha_rungs(grace_period: int, reduction_factor: int, max_epochs: int) -> list[int]:
-    """The epochs at which ASHA may stop a trial: grace_period * reduction_factor**k < max_epochs."""
-    rungs: list[int] = []
-    if grace_period < 1 or reduction_factor < 2:
-        return rungs
-    epoch = grace_period
-    while epoch < max_epochs:
-        rungs.append(epoch)
-        epoch *= reduction_factor
-    return rungs

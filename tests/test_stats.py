@@ -1,4 +1,4 @@
-"""Bootstrap intervals, the paired Wilcoxon test and the ASHA rungs."""
+"""Bootstrap intervals and the paired Wilcoxon test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from polyp_ray.report.stats import asha_rungs, bootstrap_ci, paired_wilcoxon
+from polyp_ray.stats import bootstrap_ci, paired_wilcoxon
 
 
 def test_bootstrap_interval_covers_the_mean_and_is_seeded() -> None:
@@ -69,18 +69,3 @@ def test_wilcoxon_pairs_images_by_stem() -> None:
     test = paired_wilcoxon(a, b)
     assert test.n == 2 and test.p_value is None  # matched by stem, x and y tie exactly
     assert paired_wilcoxon({"a": 1.0}, {"b": 1.0}).reason == "the two models share no test images"
-
-
-@pytest.mark.parametrize(("grace", "factor", "epochs", "rungs"), [
-    (1, 3, 6, [1, 3]), (1, 2, 4, [1, 2]), (2, 3, 20, [2, 6, 18]), (1, 3, 9, [1, 3]), (5, 3, 5, []),
-])
-def test_asha_rungs(grace: int, factor: int, epochs: int, rungs: list[int]) -> None:
-    assert asha_rungs(grace, factor, epochs) == rungs
-
-
-def test_families_are_decoder_and_encoder_together() -> None:
-    from polyp_ray.report.experiment import family
-
-    assert family("unet", "conv") == "unet" and family("encoder_decoder", float("nan")) == "encoder_decoder"
-    assert family("unet", "resnet50") == "unet_resnet50" != family("encoder_decoder", "resnet50")
-    assert family("unet", "vgg16") == family("vgg16_unet", "conv") == "vgg16_unet"
