@@ -95,38 +95,55 @@ def _scored_ids(table: pd.DataFrame) -> list[str]:
 
 def _predict_all(needed: list[str], checkpoints: dict[str, Any], configs: dict[str, dict],
                  set_refs: dict[str, dict[int, Any]], job: JobConfig) -> dict[str, dict[str, dict[bool, np.ndarray]]]:
-    """trial id -> set -> {tta: probabilities at the trial's own size}; failed trials are left out."""
+    """trial id -> set -> {tta: probabilities at the trial's own size}; failed trials are left out.
+
+    The models are shared out over at most ``max_concurrent`` tasks, each loading its models one after
+    another: a task's start (a process importing TensorFlow) costs more than predicting a test split.
+    """
     task = ray.remote(_predict_sets).options(num_cpus=job.resources.cpu, num_gpus=job.resources.gpu)
-    pending = {}
-    for trial_id in needed:
-        size = int(configs[trial_id]["image_size"])
-        pending[trial_id] = task.remote(checkpoints[trial_id], configs[trial_id],
-                                        {name: refs[size] for name, refs in set_refs.items()}, job.tta)
-    probs = {}
-    for trial_id, ref in pending.items():
+    chunks = [needed[i::job.max_concurrent] for i in range(min(job.max_concurrent, len(needed)))]
+    pending = []
+    for chunk in chunks:
+        members = [(t, checkpoints[t], configs[t], {name: refs[int(configs[t]["image_size"])]
+                                                    for name, refs in set_refs.items()}) for t in chunk]
+        pending.append((chunk, task.remote(members, job.tta)))
+    probs: dict[str, Any] = {}
+    for chunk, ref in pending:
         try:
-            probs[trial_id] = ray.get(ref)
-        except Exception as err:  # noqa: BLE001 - one member's failure must not lose the others
-            print(f"warning: trial {trial_id}: scoring on the external sets failed: {one_line(err)}",
+            done, failures = ray.get(ref)
+        except Exception as err:  # noqa: BLE001 - one task's failure must not lose the others
+            done, failures = {}, {t: one_line(err) for t in chunk}
+        probs.update(done)
+        for trial_id, message in failures.items():
+            print(f"warning: trial {trial_id}: scoring on the test and external sets failed: {message}",
                   file=sys.stderr, flush=True)
     return probs
 
 
-def _predict_sets(checkpoint, config: dict, split_refs: dict[str, Any], tta: bool) -> dict[str, dict[bool, np.ndarray]]:
+def _predict_sets(members: list[tuple[str, Any, dict, dict[str, Any]]], tta: bool
+                  ) -> tuple[dict[str, dict[str, dict[bool, np.ndarray]]], dict[str, str]]:
+    """Each member's probabilities on every set (and with flip TTA), and why any member failed."""
     from polyp_ray.ensemble import member_probs
     from polyp_ray.runtime import configure_tensorflow
 
-    configure_tensorflow("float32", int(config.get("seed", 0)), int(config.get("cpu_threads", 0)))
-    with checkpoint.as_directory() as folder:
-        model = load_model(checkpoint_model(Path(folder)))
-    out: dict[str, dict[bool, np.ndarray]] = {}
-    for name, ref in split_refs.items():
-        split: SplitArrays = ray.get(ref)
-        batch = int(config.get("batch_size", 16))
-        out[name] = {False: member_probs(model, split.images, False, batch)}
-        if tta:
-            out[name][True] = member_probs(model, split.images, True, batch)
-    return out
+    done: dict[str, dict[str, dict[bool, np.ndarray]]] = {}
+    failures: dict[str, str] = {}
+    for trial_id, checkpoint, config, split_refs in members:
+        try:
+            configure_tensorflow("float32", int(config.get("seed", 0)), int(config.get("cpu_threads", 0)))
+            with checkpoint.as_directory() as folder:
+                model = load_model(checkpoint_model(Path(folder)))
+            batch = int(config.get("batch_size", 16))
+            out: dict[str, dict[bool, np.ndarray]] = {}
+            for name, ref in split_refs.items():
+                split: SplitArrays = ray.get(ref)
+                out[name] = {False: member_probs(model, split.images, False, batch)}
+                if tta:
+                    out[name][True] = member_probs(model, split.images, True, batch)
+            done[trial_id] = out
+        except Exception as err:  # noqa: BLE001 - reported per member by the driver
+            failures[trial_id] = one_line(err)
+    return done, failures
 
 
 def _rows(winner: str, members: list[str], families: dict[str, str], configs: dict[str, dict],

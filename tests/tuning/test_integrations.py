@@ -1,6 +1,7 @@
-"""Real small searches and what other tools read from them: the Optuna study (its per-epoch values,
-optuna-dashboard over HTTP, a warm start from it), MLflow's runs, TensorBoard's event files, Tune's
-ExperimentAnalysis and restore_tuner. PostgreSQL and a SIGKILLed driver are in test_study_storage.py."""
+"""A real small search (tests/tuning/conftest.py) and what other tools read from it: the Optuna study (its
+per-epoch values, optuna-dashboard over HTTP), MLflow's runs, TensorBoard's event files, Tune's
+ExperimentAnalysis and restore_tuner. A search warm-started from it, keeping its study in PostgreSQL, is in
+test_study_storage.py; a SIGKILLed driver in tests/test_search.py."""
 
 from __future__ import annotations
 
@@ -12,38 +13,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import TINY_SPACE, search_command, write_job
+from tests.tuning.conftest import study_of
 
 pytestmark = pytest.mark.slow
 BEST = "best_val_dice"
-
-
-def run_search(folder: Path, job: Path, name: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(search_command("--job", str(job), "--name", name, "--no-report"), cwd=folder,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def study_of(experiment: Path) -> optuna.Study:
-    record = json.loads((experiment / "polyp_ray" / "optuna.json").read_text())
-    return optuna.load_study(study_name=record["study_name"], storage=record["storage"])
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two trials of two epochs, with the MLflow callback on (its default local store)."""
-    folder = tmp_path_factory.mktemp("integrations")
-    job = write_job(folder, "integ", folder / "experiments", num_samples=2, epochs=2, grace_period=2,
-                    callbacks=["mlflow"], data={"synthetic_count": 32})
-    proc = run_search(folder, job, "integ-run")
-    assert "optuna-dashboard sqlite:///" in proc.stdout
-    return folder / "experiments" / "integ-run"
 
 
 def test_the_study_holds_every_trial_with_its_per_epoch_values(experiment: Path) -> None:
@@ -138,22 +115,3 @@ def test_experiment_analysis_and_restore_tuner_read_the_experiment(experiment: P
         table.iloc[0]["learning_rate"])
     after = {p.name: (p / "result.json").read_text() for p in experiment.iterdir() if (p / "params.json").is_file()}
     assert after == before  # the same trials, not one epoch more
-
-
-def test_a_warm_started_search_starts_from_the_earlier_trials(experiment: Path, tmp_path: Path) -> None:
-    wider = TINY_SPACE.replace("low: 1.0e-4", "low: 1.0e-5")  # widen a range: the earlier points stay valid
-    job = write_job(tmp_path, "warm", tmp_path / "experiments", space=wider, num_samples=1, epochs=2,
-                    grace_period=2, warm_start=str(experiment), data={"synthetic_count": 32})
-    proc = run_search(tmp_path, job, "warm-run")
-    assert "warm start: 2 finished trials of study 'integ-run'" in proc.stdout
-    study = study_of(tmp_path / "experiments" / "warm-run")
-    finished = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(finished) == 3
-    earlier = {t.number: t for t in study_of(experiment).trials}
-    for trial in finished[:2]:
-        source = earlier[int(trial.user_attrs["warm_start_from"].split("#")[1])]
-        assert trial.params == source.params and trial.value == source.value
-        assert trial.distributions["learning_rate"].low == 1e-5  # re-expressed in the wider space
-    assert "warm_start_from" not in finished[2].user_attrs
-    # Only the new trial was trained: the earlier ones cost nothing again.
-    assert len(pd.read_csv(tmp_path / "experiments" / "warm-run" / "polyp_ray" / "trials.csv")) == 1

@@ -1,9 +1,11 @@
-"""A team PostgreSQL server (``optuna_storage``) that the test starts on 127.0.0.1 holds a search's study.
-(The study file of a SIGKILLed and resumed search is checked in tests/test_search.py.)"""
+"""A team PostgreSQL server (``optuna_storage``) that the test starts on 127.0.0.1 holds a search's study,
+the search warm-started from an earlier experiment's study (tests/tuning/conftest.py): one search for
+both. (The study file of a SIGKILLed and resumed search is checked in tests/test_search.py.)"""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -20,7 +22,8 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import search_command, write_job
+from tests.conftest import TINY_SPACE, write_job
+from tests.tuning.conftest import run_search, study_of
 
 pytestmark = pytest.mark.slow
 
@@ -83,16 +86,28 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def test_a_search_keeps_its_study_in_a_team_postgresql(postgres: str, tmp_path: Path) -> None:
-    job = write_job(tmp_path, "pg", tmp_path / "experiments", num_samples=2, epochs=1, grace_period=1,
-                    optuna_storage=postgres, data={"synthetic_count": 32})
-    proc = subprocess.run(search_command("--job", str(job), "--name", "pg-run", "--no-report"), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    ours = tmp_path / "experiments" / "pg-run" / "polyp_ray"
-    assert not (ours / "optuna.db").exists()
-    study = optuna.load_study(study_name="pg-run", storage=postgres)
-    table = pd.read_csv(ours / "trials.csv")
+def test_a_warm_started_search_keeps_its_study_in_a_team_postgresql(postgres: str, experiment: Path,
+                                                                     tmp_path: Path) -> None:
+    wider = TINY_SPACE.replace("low: 1.0e-4", "low: 1.0e-5")  # widen a range: the earlier points stay valid
+    job = write_job(tmp_path, "warm", tmp_path / "experiments", space=wider, num_samples=1, epochs=2,
+                    grace_period=2, warm_start=str(experiment), optuna_storage=postgres, data={"synthetic_count": 32})
+    proc = run_search(tmp_path, job, "warm-run")
+    assert "warm start: 2 finished trials of study 'integ-run'" in proc.stdout
+    warm = tmp_path / "experiments" / "warm-run"
+    # The study is in PostgreSQL (the experiment records where), none beside the results.
+    assert not (warm / "polyp_ray" / "optuna.db").exists()
+    assert json.loads((warm / "polyp_ray" / "optuna.json").read_text())["storage"] == postgres
+    study = optuna.load_study(study_name="warm-run", storage=postgres)
     finished = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(finished) == 2 and sorted(t.value for t in finished) == pytest.approx(sorted(table["best_val_dice"]))
-    assert all(sorted(t.intermediate_values) == [1] for t in finished)
+    assert len(finished) == 3
+    earlier = {t.number: t for t in study_of(experiment).trials}
+    for trial in finished[:2]:
+        source = earlier[int(trial.user_attrs["warm_start_from"].split("#")[1])]
+        assert trial.params == source.params and trial.value == source.value
+        assert trial.distributions["learning_rate"].low == 1e-5  # re-expressed in the wider space
+    assert "warm_start_from" not in finished[2].user_attrs
+    # Only the new trial was trained (the earlier ones cost nothing again); PostgreSQL holds its score and
+    # its per-epoch values.
+    table = pd.read_csv(warm / "polyp_ray" / "trials.csv")
+    assert len(table) == 1 and finished[2].value == pytest.approx(table["best_val_dice"].iloc[0])
+    assert sorted(finished[2].intermediate_values) == [1, 2]
