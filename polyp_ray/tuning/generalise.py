@@ -54,7 +54,7 @@ class Row:
     iou: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def generalise(table: pd.DataFrame, checkpoints: dict[str, Any], job: JobConfig, refs: dict[int, Any],
+def generalise(table: pd.DataFrame, checkpoints: dict[str, Any], job: JobConfig,
                prepared: dict[int, PreparedData], external: dict[str, ExternalSet], ours: Path) -> dict | None:
     """Score the winner, the family bests and the ensemble on test and external sets; write the results."""
     ranked = [t for t in _scored_ids(table) if t in checkpoints]

@@ -80,7 +80,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     table, checkpoints = summarise_trials(results, job, prepared, refs, ours)
     _print_table(table)
     try:
-        generalise(table, checkpoints, job, refs, prepared, external, ours)
+        generalise(table, checkpoints, job, prepared, external, ours)
     except Exception as err:  # noqa: BLE001 - the search's results stand without this extra scoring
         print(f"warning: scoring the winner and the ensemble on the test and external sets failed: "
               f"{one_line(err)}", file=sys.stderr, flush=True)
