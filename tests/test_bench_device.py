@@ -52,8 +52,13 @@ def test_gpu_check_runs_on_jax_without_tensorflow_and_skips_what_was_measured(tm
 def test_training_flops_count_every_convolution_three_times() -> None:
     import keras
 
+    backend = os.environ.get("KERAS_BACKEND")
     sys.path.insert(0, str(REPO / "bench" / "device"))
     from _worker import train_flops_per_image
+
+    # Importing the worker must leave the backend alone: the suite's later training subprocesses
+    # inherit this process's environment (a leaked "jax" once broke every trial after this test).
+    assert os.environ.get("KERAS_BACKEND") == backend
 
     image = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(8, 3, padding="same")(image)  # 16*16 outputs, 3*3*3 inputs each, 8 filters

@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-
 
 def main(task: dict) -> dict:
     if os.environ["KERAS_BACKEND"] != "jax":
@@ -222,4 +220,7 @@ def _peak_mib() -> float | None:
 
 
 if __name__ == "__main__":
+    # Set only when run as the worker: the suite imports this module for its FLOP count, and a backend
+    # set there would leak into every training subprocess the suite starts afterwards.
+    os.environ.setdefault("KERAS_BACKEND", "jax")
     print(json.dumps(main(json.loads(sys.argv[1]))), flush=True)
