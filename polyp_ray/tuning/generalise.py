@@ -29,14 +29,13 @@ from polyp_ray.data.dataset import PreparedData, SplitArrays
 from polyp_ray.data.external import ExternalSet, external_split
 from polyp_ray.ensemble import ensemble_counts
 from polyp_ray.evaluation import PROTOCOL, write_json
+from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.metrics import scores_from_counts
 from polyp_ray.models.registry import family_name
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
 from polyp_ray.stats import bootstrap_ci, paired_wilcoxon
 from polyp_ray.tuning.finish import one_line
 
-GENERALISATION = "generalisation.json"
-ENSEMBLE_DIR = "ensemble"
 TEST = "test"
 
 
@@ -55,12 +54,13 @@ class Row:
 
 
 def generalise(table: pd.DataFrame, checkpoints: dict[str, Any], job: JobConfig,
-               prepared: dict[int, PreparedData], external: dict[str, ExternalSet], ours: Path) -> dict | None:
+               prepared: dict[int, PreparedData], external: dict[str, ExternalSet],
+               layout: ExperimentLayout) -> dict | None:
     """Score the winner, the family bests and the ensemble on test and external sets; write the results."""
     ranked = [t for t in _scored_ids(table) if t in checkpoints]
     if not ranked:
         return None
-    configs = {t: json.loads((ours / "trials" / t / "trial_config.json").read_text()) for t in ranked}
+    configs = {t: json.loads(layout.trial(t).config.read_text()) for t in ranked}
     members = ranked[: job.ensemble_k] if job.ensemble_k > 1 and len(ranked) > 1 else []
     families: dict[str, str] = {}
     for trial_id in ranked:  # in validation order: the first of each family is its best
@@ -79,8 +79,8 @@ def generalise(table: pd.DataFrame, checkpoints: dict[str, Any], job: JobConfig,
     for row in rows:
         _score(row, probs, truths)
     body = _body(rows, {name: len(t or []) for name, t in truths.items()}, external, job)
-    write_json(ours / GENERALISATION, body)
-    _keep_members([t for t in members if t in probs], checkpoints, configs, ours, job.tta)
+    write_json(layout.generalisation, body)
+    _keep_members([t for t in members if t in probs], checkpoints, configs, layout, job.tta)
     _print(body)
     return body
 
@@ -200,21 +200,20 @@ def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
             "p_value": test.p_value, "n": difference.n}
 
 
-def _keep_members(members: list[str], checkpoints: dict[str, Any], configs: dict[str, dict], ours: Path,
-                  tta: bool) -> None:
+def _keep_members(members: list[str], checkpoints: dict[str, Any], configs: dict[str, dict],
+                  layout: ExperimentLayout, tta: bool) -> None:
     """The ensemble's models, best first, for ``predict --ensemble K`` (K up to len(members))."""
-    folder = ours / ENSEMBLE_DIR
-    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(layout.ensemble, ignore_errors=True)
     if len(members) < 2:
         return
-    folder.mkdir(parents=True)
+    layout.ensemble.mkdir(parents=True)
     listed = []
     for rank, trial_id in enumerate(members, 1):
-        name = f"{rank}-{trial_id}.keras"
+        target = layout.ensemble_member(rank, trial_id)
         with checkpoints[trial_id].as_directory() as source:
-            export_archive(Path(source), folder / name)
-        listed.append({"trial_id": trial_id, "file": name, "image_size": int(configs[trial_id]["image_size"])})
-    write_json(folder / "ensemble.json", {"threshold": float(configs[members[0]]["threshold"]), "tta": tta,
+            export_archive(Path(source), target)
+        listed.append({"trial_id": trial_id, "file": target.name, "image_size": int(configs[trial_id]["image_size"])})
+    write_json(layout.ensemble_manifest, {"threshold": float(configs[members[0]]["threshold"]), "tta": tta,
                                           "members": listed})
 
 

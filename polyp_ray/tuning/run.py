@@ -22,7 +22,7 @@ from polyp_ray.errors import ConfigError
 from polyp_ray.models.pretrained import needed_weights
 from polyp_ray.models.weights import weights_payload
 from polyp_ray.searchspace import SearchSpace
-from polyp_ray.storage import OURS, ExperimentStore, locate
+from polyp_ray.storage import ExperimentStore, locate
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
 from polyp_ray.tuning.finish import one_line, summarise_trials
 from polyp_ray.tuning.generalise import generalise
@@ -50,12 +50,12 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     external = describe_external(job.trial.data)  # ... and a bad external test set
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
                         job.trial.data.resolved_cache_dir())
-    ours = experiment.local / OURS
+    layout = experiment.layout
     if options.resume:
         if not tune.Tuner.can_restore(experiment.uri):
             raise ConfigError(f"--resume: {experiment.uri} holds no experiment to resume")
-        if not check_resume_unchanged(ours, job, space_path):
-            print(f"warning: {ours} has no record of the interrupted run's job; resuming it unchecked",
+        if not check_resume_unchanged(layout, job, space_path):
+            print(f"warning: {layout.ours} has no record of the interrupted run's job; resuming it unchecked",
                   file=sys.stderr)
     elif experiment.exists():
         raise ConfigError(f"--name: {experiment.uri} already exists; pass --resume to finish it, or another --name")
@@ -71,20 +71,20 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
         print(f"resuming {experiment.uri}", flush=True)
         tuner = tune.Tuner.restore(experiment.uri, trainable=trainable, resume_errored=True)
     else:
-        tuner = new_tuner(job, space, trainable, experiment.name, experiment.storage)
-        write_provenance(ours, job, space_path, described.info.to_json(), options.command)
+        tuner = new_tuner(job, space, trainable, experiment)
+        write_provenance(layout, job, space_path, described.info.to_json(), options.command)
     started = time.time()
     results = tuner.fit()
     print(f"search finished in {time.time() - started:.0f} s; "
           "evaluating each trial's best checkpoint on the test split", flush=True)
-    table, checkpoints = summarise_trials(results, job, prepared, refs, ours)
+    table, checkpoints = summarise_trials(results, job, prepared, refs, layout)
     _print_table(table)
     try:
-        generalise(table, checkpoints, job, prepared, external, ours)
+        generalise(table, checkpoints, job, prepared, external, layout)
     except Exception as err:  # noqa: BLE001 - the search's results stand without this extra scoring
         print(f"warning: scoring the winner and the ensemble on the test and external sets failed: "
               f"{one_line(err)}", file=sys.stderr, flush=True)
-    experiment.publish(OURS)
+    experiment.publish()
     experiment.mirror_results()
     print(f"experiment: {experiment.uri}")
     return experiment
