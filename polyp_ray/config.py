@@ -262,10 +262,16 @@ def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
 
 def trial_config_for(job: JobConfig, params: dict[str, Any], **fixed: Any) -> TrialConfig:
     """The job's fixed trial settings (its epochs included) + one sampled point."""
-    base = to_dict(job.trial)
-    base.update(params)
-    base.update(fixed)
-    return trial_from_dict(base, f"job {job.name}")
+    return with_sampled(job.trial, params, f"job {job.name}", **fixed)
+
+
+def with_sampled(base: TrialConfig, params: dict[str, Any], where: str, **settings: Any) -> TrialConfig:
+    """``base`` under one sampled point (HyperParams fields only, each type-checked) and the run
+    ``settings`` the caller fixes (``evaluate_test``, ``cpu_threads``): a new, checked TrialConfig."""
+    point = from_mapping(HyperParams, params, where)  # an unknown or mistyped parameter is refused here
+    config = dataclasses.replace(base, **{name: getattr(point, name) for name in params}, **settings)
+    config.validate(where)
+    return config
 
 
 def resolve_relative(name: str, base: Path, where: str, key: str) -> Path:

@@ -8,11 +8,12 @@ spelled anywhere else in the package.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polyp_ray.config import JobConfig
+from polyp_ray.config import JobConfig, TrialConfig, to_dict, trial_from_dict
 from polyp_ray.errors import ConfigError
 from polyp_ray.typed_yaml import from_mapping, read_yaml
 
@@ -55,6 +56,25 @@ class TrialFiles:
     @property
     def best_model(self) -> Path:  # a --debug run's best epoch (a search keeps checkpoints instead)
         return self.folder / DEBUG_BEST
+
+    def write_config(self, config: TrialConfig) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(json.dumps(to_dict(config), indent=1))
+
+    def read_config(self) -> TrialConfig:
+        return read_trial_config(self.config)
+
+
+def read_trial_config(path: Path) -> TrialConfig:
+    """The one reader of a trial_config.json (a trial's, the winner's): typed and checked, or a one-line
+    ConfigError naming the file."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; is this a finished experiment folder?")
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    return trial_from_dict(body, str(path))
 
 
 @dataclass(frozen=True)

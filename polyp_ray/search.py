@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from polyp_ray.config import JobConfig, TrialConfig, load_job_config, to_dict, trial_config_for
-from polyp_ray.errors import ConfigError, run_cli
+from polyp_ray.errors import ConfigError, one_line, run_cli
 from polyp_ray.experiment import ExperimentLayout, TrialFiles
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 
@@ -66,7 +66,7 @@ def _write_report(experiment: Path) -> None:
         # built once (the gallery loads the best model) and copied
         inside = build_report(experiment, ExperimentLayout(experiment).report)
     except Exception as err:  # noqa: BLE001 - the results are on disk; a report bug must not hide them
-        print(f"warning: the report failed ({type(err).__name__}: {err}); "
+        print(f"warning: the report failed ({one_line(err)}); "
               f"rerun: python -m polyp_ray.report {experiment}", file=sys.stderr)
         return
     print(f"report: {inside}")

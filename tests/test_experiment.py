@@ -103,3 +103,24 @@ def test_an_unreadable_job_record_leaves_the_report_an_empty_mapping(tmp_path: P
     layout = _record(tmp_path, {})
     layout.job.write_text("name: [unclosed\n")
     assert layout.job_record() == {}
+
+
+def test_a_trial_config_reads_back_typed_or_fails_in_one_line_naming_the_file(tmp_path: Path) -> None:
+    import json
+
+    import pytest
+
+    from polyp_ray.config import TrialConfig
+    from polyp_ray.errors import ConfigError
+
+    files = ExperimentLayout(tmp_path).trial("t1")
+    written = TrialConfig(model="encoder_decoder", image_size=64, threshold=0.4)
+    files.write_config(written)
+    assert files.read_config() == written
+    body = json.loads(files.config.read_text())
+    files.config.write_text(json.dumps({**body, "image_size": "64"}))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(files.config))}: image_size: expected int"):
+        files.read_config()
+    files.config.write_text("{half")
+    with pytest.raises(ConfigError, match=r"trial_config.json: not valid JSON"):
+        files.read_config()

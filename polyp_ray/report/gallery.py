@@ -8,7 +8,6 @@ Where the dataset is not on this machine, the prediction strips the search wrote
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from polyp_ray.errors import PolypRayError
+from polyp_ray.experiment import read_trial_config
 from polyp_ray.report.experiment import Experiment
 
 WORST, BEST = 12, 4
@@ -66,11 +66,9 @@ def choose(rows: list[dict[str, Any]], worst: int, best: int) -> list[tuple[str,
 
 
 def _rendered(exp: Experiment, chosen: list[tuple[str, dict[str, Any]]], notes: list[str]) -> list[Case]:
-    from polyp_ray.config import trial_from_dict
     from polyp_ray.data.dataset import decode_all, describe_dataset
 
-    config_path = exp.layout.best_config
-    config = trial_from_dict(json.loads(config_path.read_text(encoding="utf-8")), str(config_path))
+    config = read_trial_config(exp.layout.best_config)
     info, pairs = describe_dataset(config.data)
     if exp.dataset.get("sha256") and info.sha256 != exp.dataset["sha256"]:
         notes.append(f"the dataset at {info.root} has changed since the search (its hash differs)")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from polyp_ray.errors import one_line
 from polyp_ray.experiment import TRIALS_TABLE
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.searchspace import Param
@@ -65,7 +66,7 @@ def param_importance(exp: Experiment) -> Importance:
     try:
         scores = _fanova(points, {n: searched[n] for n in varied}, exp.maximise)
     except Exception as err:  # noqa: BLE001 - Optuna's evaluators raise many types; the page says why
-        return Importance({}, f"Optuna could not compute it ({type(err).__name__}: {err})", left_out, **counts)
+        return Importance({}, f"Optuna could not compute it ({one_line(err)})", left_out, **counts)
     return Importance(scores, "", left_out, **counts)
 
 

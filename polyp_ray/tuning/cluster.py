@@ -9,7 +9,7 @@ from pathlib import Path
 import ray
 
 from polyp_ray.config import JobConfig
-from polyp_ray.errors import ConfigError
+from polyp_ray.errors import ConfigError, one_line
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -28,7 +28,7 @@ def start_ray(address: str | None, verbose: bool = False) -> None:
     try:
         ray.init(address=address, log_to_driver=verbose)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ConfigError(f"--address {address}: cannot attach to a Ray cluster ({_first_line(err)})") from None
+        raise ConfigError(f"--address {address}: cannot attach to a Ray cluster ({one_line(err)})") from None
 
 
 def _check_reachable(address: str) -> None:
@@ -70,7 +70,3 @@ def check_local_resources(job: JobConfig) -> None:
                               f"{have.get(name, 0):g}; lower it (--set resources.{key}=...) or attach to a "
                               "cluster with --address")
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

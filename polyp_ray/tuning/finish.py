@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 import ray
 
-from polyp_ray.config import JobConfig, to_dict, trial_config_for
+from polyp_ray.config import JobConfig, TrialConfig, trial_config_for
 from polyp_ray.data.dataset import PreparedData
-from polyp_ray.errors import PolypRayError
+from polyp_ray.errors import PolypRayError, one_line
 from polyp_ray.evaluation import write_test_outputs
 from polyp_ray.experiment import ExperimentLayout, TrialFiles
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
@@ -96,34 +96,35 @@ def best_checkpoint(result, job: JobConfig) -> tuple[Any, dict] | None:
     return checkpoint, metrics
 
 
-def _test_scores(task, best, config, refs: dict, out: TrialFiles, trial_id: str):
+def _test_scores(task, best, config: TrialConfig, refs: dict, out: TrialFiles, trial_id: str):
     """A finished evaluation from an earlier run of this experiment, or a Ray task scoring the checkpoint
     on the cluster with the trial's own resources (GPUs, where the trials had them)."""
     checkpoint, metrics = best
     epoch = int(metrics.get("epoch", 0))
-    out.folder.mkdir(parents=True, exist_ok=True)
-    out.config.write_text(json.dumps(to_dict(config), indent=1))
+    out.write_config(config)
     existing = out.test_metrics
     if existing.exists():
         earlier = json.loads(existing.read_text())
         if earlier.get("checkpoint_epoch") == epoch and earlier.get("protocol"):
             return earlier
-    return task.remote(checkpoint, to_dict(config), refs[config.image_size], trial_id, epoch)
+    return task.remote(checkpoint, config, refs[config.image_size], trial_id, epoch)
 
 
-def _score_checkpoint(checkpoint, config_dict: dict, data: PreparedData, trial_id: str, epoch: int):
-    from polyp_ray.config import trial_from_dict
+def _score_checkpoint(checkpoint, config: TrialConfig, data: PreparedData, trial_id: str, epoch: int):
     from polyp_ray.runtime import configure_tensorflow
     from polyp_ray.trial import score_test
 
-    config = trial_from_dict(config_dict)
     configure_tensorflow("float32", config.seed, config.cpu_threads)
+    return score_test(load_checkpoint(checkpoint), config, data, trial_id, epoch)
+
+
+def load_checkpoint(checkpoint) -> Any:
+    """The Keras model of a Tune checkpoint (in a Ray task: on whichever node holds or fetches it)."""
     with checkpoint.as_directory() as folder:
-        model = load_model(checkpoint_model(Path(folder)))
-    return score_test(model, config, data, trial_id, epoch)
+        return load_model(checkpoint_model(Path(folder)))
 
 
-def _collect(scores, config, data: PreparedData, out: TrialFiles) -> dict[str, Any]:
+def _collect(scores, config: TrialConfig, data: PreparedData, out: TrialFiles) -> dict[str, Any]:
     if isinstance(scores, dict):  # evaluated by an earlier run of this experiment
         return scores
     body, probs = ray.get(scores)
@@ -140,9 +141,3 @@ def _keep_winner(trial_id: str, checkpoints: dict[str, Any], layout: ExperimentL
         export_archive(Path(folder), layout.best_model)
     shutil.copyfile(layout.trial(trial_id).config, layout.best_config)
 
-
-def one_line(err: BaseException) -> str:
-    if isinstance(err, ray.exceptions.RayTaskError) and getattr(err, "cause", None) is not None:
-        err = err.cause  # the worker's own exception, without the remote traceback Ray wraps around it
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:300]}"

@@ -8,18 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
 from polyp_ray.config import JobConfig
-from polyp_ray.data.dataset import prepare_data
 from polyp_ray.errors import ConfigError
 from polyp_ray.experiment import ExperimentLayout
-from polyp_ray.models.pretrained import needed_weights
-from polyp_ray.models.weights import weights_payload
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 from polyp_ray.tuning.cluster import start_ray
-from polyp_ray.tuning.trainable import make_trainable
+from polyp_ray.tuning.trainable import build_trainable
 
 
 def restore_tuner(experiment: str | Path, address: str | None = None, resume_errored: bool = True,
@@ -34,9 +30,7 @@ def restore_tuner(experiment: str | Path, address: str | None = None, resume_err
         raise ConfigError(f"restore_tuner: {folder} holds no Tune experiment (tuner.pkl)")
     job, space = recorded_job(folder)
     start_ray(address)
-    sizes = space.possible("image_size", job.trial.image_size)
-    refs = {size: ray.put(prepare_data(job.trial.data, size)) for size in sizes}
-    trainable = make_trainable(job, refs, ray.put(weights_payload(needed_weights(job, space))))
+    trainable = build_trainable(job, space).trainable
     return tune.Tuner.restore(str(folder), trainable=trainable, resume_errored=resume_errored, **restore_options)
 
 

@@ -24,7 +24,7 @@ from ray.air.constants import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 from polyp_ray.config import JobConfig, to_dict
-from polyp_ray.errors import ConfigError
+from polyp_ray.errors import ConfigError, one_line
 from polyp_ray.experiment import ExperimentLayout, recorded_epochs
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import ExperimentStore
@@ -58,8 +58,7 @@ def open_storage(url: str, key: str) -> optuna.storages.RDBStorage:
         raise ConfigError(f"{key}: {shown(url)}: its database driver is not installed ({missing}); for "
                           "PostgreSQL (SQLAlchemy 2.1 uses psycopg 3): pip install 'psycopg[binary]'") from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs and dead servers
-        text = " ".join(str(err).split())[:300]
-        raise ConfigError(f"{key}: cannot open {shown(url)} ({type(err).__name__}: {text})") from None
+        raise ConfigError(f"{key}: cannot open {shown(url)} ({one_line(err)})") from None
 
 
 class PersistentOptunaSearch(OptunaSearch):
