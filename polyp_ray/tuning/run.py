@@ -26,6 +26,7 @@ from polyp_ray.storage import OURS, ExperimentStore, locate
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
 from polyp_ray.tuning.finish import one_line, summarise_trials
 from polyp_ray.tuning.generalise import generalise
+from polyp_ray.tuning.interrupt import snapshot_on_signal
 from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
 from polyp_ray.tuning.trainable import make_trainable
 from polyp_ray.tuning.tuner import new_tuner
@@ -40,6 +41,7 @@ class SearchOptions:
     name: str | None = None
     resume: bool = False
     verbose: bool = False
+    min_nodes: int = 1  # with address: wait until this many Ray nodes have joined (a Slurm job's)
 
 
 def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> ExperimentStore:
@@ -59,7 +61,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
                   file=sys.stderr)
     elif experiment.exists():
         raise ConfigError(f"--name: {experiment.uri} already exists; pass --resume to finish it, or another --name")
-    start_ray(options.address, options.verbose)
+    start_ray(options.address, options.verbose, options.min_nodes)
     if not options.address:
         check_local_resources(job)
     sizes = space.possible("image_size", job.trial.image_size)
@@ -74,7 +76,10 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
         tuner = new_tuner(job, space, trainable, experiment.name, experiment.storage)
         write_provenance(ours, job, space_path, described.info.to_json(), options.command)
     started = time.time()
-    results = tuner.fit()
+    with snapshot_on_signal() as stop:
+        results = tuner.fit()
+    if stop.requested:
+        raise KeyboardInterrupt  # the CLI's line: "interrupted; resume with --resume"
     print(f"search finished in {time.time() - started:.0f} s; "
           "evaluating each trial's best checkpoint on the test split", flush=True)
     table, checkpoints = summarise_trials(results, job, prepared, refs, ours)
