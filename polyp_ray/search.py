@@ -45,7 +45,7 @@ def _main(args: argparse.Namespace) -> int:
     from polyp_ray.tuning import SearchOptions, run_search  # imports Ray only for a real search
 
     options = SearchOptions(command=command_line(), address=args.address, name=args.name, resume=args.resume,
-                            verbose=args.verbose)
+                            verbose=args.verbose, min_nodes=args.min_nodes)
     experiment = run_search(job, space, space_path, options)
     if not args.no_report:
         _write_report(experiment.local)
@@ -100,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a job key (dotted: trial.model=unet, data.path=...); repeatable")
     parser.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
+    parser.add_argument("--min-nodes", type=int, default=1, metavar="N",
+                        help="with --address: wait until N Ray nodes have joined (polyp_ray.slurm passes its job's)")
     parser.add_argument("--name", help="experiment name (default: <job name>-<timestamp>)")
     parser.add_argument("--resume", action="store_true",
                         help="finish an interrupted experiment (--name, or the job's latest)")

@@ -21,7 +21,8 @@ FLOORS = [
     ("polyp_ray.evaluation", "polyp_ray.ensemble", "polyp_ray.generalisation"),
     ("polyp_ray.trial",),
     ("polyp_ray.storage", "polyp_ray.tuning"),
-    ("polyp_ray.search", "polyp_ray.report", "polyp_ray.predict", "polyp_ray.export", "polyp_ray"),
+    ("polyp_ray.search", "polyp_ray.report", "polyp_ray.predict", "polyp_ray.export", "polyp_ray",
+     "polyp_ray.slurm", "polyp_ray.launch"),
 ]
 
 

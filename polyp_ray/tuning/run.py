@@ -24,6 +24,7 @@ from polyp_ray.storage import ExperimentStore, locate
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
 from polyp_ray.tuning.finish import summarise_trials
 from polyp_ray.tuning.generalise import generalise
+from polyp_ray.tuning.interrupt import snapshot_on_signal
 from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
 from polyp_ray.tuning.trainable import build_trainable
 from polyp_ray.tuning.tuner import new_tuner
@@ -38,6 +39,7 @@ class SearchOptions:
     name: str | None = None
     resume: bool = False
     verbose: bool = False
+    min_nodes: int = 1  # with address: wait until this many Ray nodes have joined (a Slurm job's)
 
 
 def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> ExperimentStore:
@@ -57,7 +59,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
                   file=sys.stderr)
     elif experiment.exists():
         raise ConfigError(f"--name: {experiment.uri} already exists; pass --resume to finish it, or another --name")
-    start_ray(options.address, options.verbose)
+    start_ray(options.address, options.verbose, options.min_nodes)
     if not options.address:
         check_local_resources(job)
     built = build_trainable(job, space, described)
@@ -68,7 +70,10 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
         tuner = new_tuner(job, space, built.trainable, experiment)
         write_provenance(layout, job, space_path, described.info.to_json(), options.command)
     started = time.time()
-    results = tuner.fit()
+    with snapshot_on_signal() as stop:
+        results = tuner.fit()
+    if stop.requested:
+        raise KeyboardInterrupt  # the CLI's line: "interrupted; resume with --resume"
     print(f"search finished in {time.time() - started:.0f} s; "
           "evaluating each trial's best checkpoint on the test split", flush=True)
     table, checkpoints = summarise_trials(results, job, built.prepared, built.refs, layout)
