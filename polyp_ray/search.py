@@ -83,8 +83,8 @@ def _write_report(experiment: Path) -> None:
 def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: Path) -> None:
     """The pretrained weights of every encoder the space can sample are on this machine (downloaded
     here, once, when absent) before any trial starts: trials never race to download them."""
-    from polyp_ray.pretrained import needed_weights
     from polyp_ray.models.weights import resolve_weights
+    from polyp_ray.pretrained import needed_weights
 
     for encoder, weights in needed_weights(job, space):
         try:

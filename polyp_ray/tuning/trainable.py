@@ -22,8 +22,8 @@ from ray import tune
 
 from polyp_ray.config import JobConfig, TrialConfig, with_sampled
 from polyp_ray.data.dataset import Described, PreparedData, prepare_data
-from polyp_ray.pretrained import needed_weights
 from polyp_ray.models.weights import weights_payload
+from polyp_ray.pretrained import needed_weights
 from polyp_ray.searchspace import SearchSpace
 
 
