@@ -229,17 +229,20 @@ def _check(ok: bool, where: str, key: str, message: str) -> None:
 
 
 def load_job_config(path: str | Path, overrides: list[str] | None = None,
-                    debug: bool = False) -> tuple[JobConfig, Path]:
+                    debug: bool = False) -> tuple[JobConfig, Path | None]:
     """A job and the resolved path of its search-space file; ``data`` at the top level feeds the trial.
 
     The file is checked on its own first, so an error names the file; then with the ``--set``
     overrides, so an error an override brings names ``--set``. A debug run (one trial, no ASHA) takes
-    any ``trial.epochs``: ASHA's grace period is clipped to it.
+    any ``trial.epochs``: ASHA's grace period is clipped to it; it samples nothing, so a job without
+    a ``searchspace:`` key gives no space (None) instead of looking for the default one.
     """
     raw = read_yaml(path)
     job = _job_from_raw(copy.deepcopy(raw), str(path), debug)
     if overrides:
         job = _job_from_raw(apply_overrides(raw, overrides), "--set", debug)
+    if debug and "searchspace" not in raw:
+        return job, None
     return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
 
 
@@ -248,6 +251,7 @@ def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
         raise ConfigError(f"{where}: max_epochs: {RENAMED_MAX_EPOCHS}")
     data = raw.pop("data", None)
     if data is not None:
+        from_mapping(DataConfig, data, where, "data.")  # a typo is named as the user wrote it: data.<key>
         trial = raw.setdefault("trial", {})
         if not isinstance(trial, dict):
             raise ConfigError(f"{where}: trial: expected a mapping")

@@ -36,12 +36,13 @@ def _main(args: argparse.Namespace) -> int:
     job_path = Path(args.job) if args.job else Path(str(resources.files("polyp_ray") / "defaults" / DEFAULT_JOB))
     overrides = [_route_override(item) for item in args.set]
     job, space_path = load_job_config(job_path, overrides, debug=args.debug)
-    space = load_searchspace(space_path)
-    for point in job.points_to_evaluate:
-        space.check_point(point, str(job_path))
+    space = load_searchspace(space_path) if space_path is not None else None  # None: a debug run without one
+    if space is not None:
+        for point in job.points_to_evaluate:
+            space.check_point(point, str(job_path))
     _check_encoder_weights(job, space if not args.debug else None, job_path)
-    if args.debug:
-        return _debug(job)
+    if args.debug or space is None or space_path is None:
+        return _debug(job, args.verbose)
     from polyp_ray.tuning import SearchOptions, run_search  # imports Ray only for a real search
 
     options = SearchOptions(command=command_line(), address=args.address, name=args.name, resume=args.resume,
@@ -121,7 +122,10 @@ def _route_override(item: str) -> str:
     return item
 
 
-def _debug(job: JobConfig) -> int:
+def _debug(job: JobConfig, verbose: bool = False) -> int:
+    from polyp_ray.tf_quiet import start_tensorflow
+
+    start_tensorflow(verbose)  # a search is quiet (trials log to their files); its debug trial is too
     from polyp_ray.trial import DebugReporter, run_trial
 
     config = trial_config_for(job, {})
