@@ -18,6 +18,7 @@ from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC = "synthetic"
+CACHE_FOLDER = "polyp_ray"  # under ~/.cache (not an experiment's polyp_ray/ subfolder)
 CALLBACKS = ("mlflow",)  # JobConfig.callbacks: Tune callbacks a job may switch on
 RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains for, ASHA's max_t)"
 
@@ -79,7 +80,7 @@ class DataConfig:
         if self.cache_dir:
             return Path(self.cache_dir).expanduser()
         env = os.environ.get("POLYP_RAY_CACHE")
-        return Path(env).expanduser() if env else Path.home() / ".cache" / "polyp_ray"
+        return Path(env).expanduser() if env else Path.home() / ".cache" / CACHE_FOLDER
 
 
 @dataclass
@@ -229,21 +230,24 @@ def _check(ok: bool, where: str, key: str, message: str) -> None:
 
 
 def load_job_config(path: str | Path, overrides: list[str] | None = None,
-                    debug: bool = False) -> tuple[JobConfig, Path | None]:
+                    debug: bool = False) -> tuple[JobConfig, Path]:
     """A job and the resolved path of its search-space file; ``data`` at the top level feeds the trial.
 
     The file is checked on its own first, so an error names the file; then with the ``--set``
     overrides, so an error an override brings names ``--set``. A debug run (one trial, no ASHA) takes
-    any ``trial.epochs``: ASHA's grace period is clipped to it; it samples nothing, so a job without
-    a ``searchspace:`` key gives no space (None) instead of looking for the default one.
+    any ``trial.epochs``: ASHA's grace period is clipped to it.
     """
+    job = load_job(path, overrides, debug)
+    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
+
+
+def load_job(path: str | Path, overrides: list[str] | None = None, debug: bool = False) -> JobConfig:
+    """The job alone, checked as ``load_job_config`` does: a ``--debug`` trial samples no search space."""
     raw = read_yaml(path)
     job = _job_from_raw(copy.deepcopy(raw), str(path), debug)
     if overrides:
         job = _job_from_raw(apply_overrides(raw, overrides), "--set", debug)
-    if debug and "searchspace" not in raw:
-        return job, None
-    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
+    return job
 
 
 def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
@@ -263,22 +267,18 @@ def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
     return job
 
 
-def upgrade_job_record(raw: dict[str, Any]) -> dict[str, Any]:
-    """A job an experiment recorded before ``trial.epochs`` replaced the top-level ``max_epochs``, as a
-    job now: its ``max_epochs`` is what every trial trained for (its ``trial.epochs`` was unused)."""
-    if "max_epochs" in raw:
-        raw = dict(raw)
-        trial = raw.get("trial")
-        raw["trial"] = {**(trial if isinstance(trial, dict) else {}), "epochs": raw.pop("max_epochs")}
-    return raw
-
-
 def trial_config_for(job: JobConfig, params: dict[str, Any], **fixed: Any) -> TrialConfig:
     """The job's fixed trial settings (its epochs included) + one sampled point."""
-    base = to_dict(job.trial)
-    base.update(params)
-    base.update(fixed)
-    return trial_from_dict(base, f"job {job.name}")
+    return with_sampled(job.trial, params, f"job {job.name}", **fixed)
+
+
+def with_sampled(base: TrialConfig, params: dict[str, Any], where: str, **settings: Any) -> TrialConfig:
+    """``base`` under one sampled point (HyperParams fields only, each type-checked) and the run
+    ``settings`` the caller fixes (``evaluate_test``, ``cpu_threads``): a new, checked TrialConfig."""
+    point = from_mapping(HyperParams, params, where)  # an unknown or mistyped parameter is refused here
+    config = dataclasses.replace(base, **{name: getattr(point, name) for name in params}, **settings)
+    config.validate(where)
+    return config
 
 
 def resolve_relative(name: str, base: Path, where: str, key: str) -> Path:

@@ -13,7 +13,6 @@ from polyp_ray.report.sections import caption
 from polyp_ray.report.table import ci
 from polyp_ray.stats import ALPHA, Interval
 
-FILE = "generalisation.json"
 CAPTION = (
     "Per-image Dice at each image's original resolution, mean with its 95% bootstrap CI over images. "
     "<b>test</b> is the held-out split of the search's own dataset; every other column is an external set "
@@ -24,7 +23,7 @@ CAPTION = (
 
 
 def load(exp: Experiment) -> dict[str, Any] | None:
-    path = exp.ours / FILE
+    path = exp.layout.generalisation
     if not path.is_file():
         return None
     try:
@@ -37,8 +36,8 @@ def load(exp: Experiment) -> dict[str, Any] | None:
 def table(exp: Experiment) -> str:
     body = load(exp)
     if body is None:
-        return note("No generalisation scores: the search wrote no generalisation.json (an experiment from "
-                    "before this table, or no trial's checkpoint could be scored).")
+        return note(f"No generalisation scores: the search wrote no {exp.layout.generalisation.name} (an "
+                    "experiment from before this table, or no trial's checkpoint could be scored).")
     sets = list(body.get("sets") or {})
     head = "".join(f"<th>{esc(name)}<br><small>{esc(_set_note(body['sets'][name]))}</small></th>" for name in sets)
     rows = "".join(_row(row, sets) for row in body["rows"])
