@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from polyp_ray.report import comparison as compare
-from polyp_ray.report import figures, generalisation, progress, sections, table
+from polyp_ray.report import figures, generalisation, progress, sections, strategy, table
 from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
 from polyp_ray.report.gallery import Gallery, build_gallery
 from polyp_ray.report.importance import param_importance
@@ -36,7 +36,8 @@ def render(exp: Experiment, gallery: Gallery) -> str:
     families, trials = compare.family_rows(exp), compare.trial_rows(exp)
     colours = figures.family_colours([r.family for r in families])
     body = [
-        sections.header(exp, families[0] if families else None), sections.notes(exp.notes),
+        sections.header(exp, families[0] if families else None),
+        strategy.summary(exp.strategy, exp.not_started, exp.trials), sections.notes(exp.notes),
         sections.section("comparison", "Model comparison",
                          table.comparison(families, trials, exp.best_trial_id)
                          + "<h3>Beside the notebook</h3>" + sections.notebook(families)),
