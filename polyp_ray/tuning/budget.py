@@ -9,6 +9,7 @@ last minute trains no epoch and sits in the results beside real ones. A trial th
 
 from __future__ import annotations
 
+import copy
 import time
 from statistics import mean
 from typing import Any
@@ -94,8 +95,10 @@ class BudgetGuard(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         self.searcher.restore(checkpoint_path)
 
-    def get_state(self) -> dict:
-        return self.searcher.get_state()
+    def get_state(self) -> dict:  # Tune saves each wrapper's own state, then the base searcher's (as for
+        state = self.__dict__.copy()  # its ConcurrencyLimiter)
+        del state["searcher"]
+        return copy.deepcopy(state)
 
     def set_state(self, state: dict) -> None:
-        self.searcher.set_state(state)
+        self.__dict__.update(state)
