@@ -21,6 +21,7 @@ from pathlib import Path
 
 from polyp_ray.config import JobConfig, TrialConfig, load_job_config, to_dict, trial_config_for
 from polyp_ray.errors import ConfigError, run_cli
+from polyp_ray.metrics import LITERATURE, METRICS
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 from polyp_ray.storage import OURS
 
@@ -143,6 +144,8 @@ def _debug(job: JobConfig) -> int:
           f"{test.get('dice', float('nan')):.4f}, iou {test.get('iou', float('nan')):.4f}, "
           f"2-class mIoU {test.get('miou_2class', float('nan')):.4f} ({test.get('n_images', 0)} images, "
           "scored at their original resolution)")
+    if test.get("s_alpha") is not None:
+        print("  the literature's figures: " + ", ".join(f"{METRICS[k].label} {test[k]:.4f}" for k in LITERATURE))
     print(f"artifacts: {out.resolve()} (best.keras, test_metrics.json, history.json, predictions/)")
     return 0
 

@@ -15,8 +15,8 @@ MAX_LINES = 300
 FLOORS = [
     ("polyp_ray.errors", "polyp_ray.tf_quiet"),
     ("polyp_ray.config", "polyp_ray.typed_yaml", "polyp_ray.stats", "polyp_ray.searchspace", "polyp_ray.runtime",
-     "polyp_ray.data", "polyp_ray.models", "polyp_ray.losses", "polyp_ray.metrics", "polyp_ray.schedules",
-     "polyp_ray.keras_objects"),
+     "polyp_ray.data", "polyp_ray.models", "polyp_ray.losses", "polyp_ray.metrics", "polyp_ray.structure_metrics",
+     "polyp_ray.schedules", "polyp_ray.keras_objects"),
     ("polyp_ray.evaluation", "polyp_ray.ensemble"),
     ("polyp_ray.trial",),
     ("polyp_ray.storage", "polyp_ray.tuning"),
