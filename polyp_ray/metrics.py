@@ -77,6 +77,21 @@ def job_metrics() -> list[str]:
     return [f"val_{name}" for name in METRICS] + [VAL_LOSS]
 
 
+FAILURE_DICE = 0.1  # an image scoring below this Dice is a failure: the polyp was essentially not found
+
+
+def failure_rates(dice: np.ndarray, pred_fraction: np.ndarray, truth_fraction: np.ndarray) -> dict[str, float]:
+    """What a mean hides: the median Dice, the share of images below ``FAILURE_DICE``, and the share of
+    images with a polyp on which the model predicted nothing at all (None where no image has one)."""
+    dice, pred, truth = (np.asarray(a, dtype=np.float64) for a in (dice, pred_fraction, truth_fraction))
+    if not len(dice):
+        return {"median": float("nan"), "failures": float("nan"), "empty_predictions": float("nan")}
+    polyp = truth > 0
+    empty = float(np.mean(pred[polyp] == 0)) if polyp.any() else float("nan")
+    return {"median": float(np.median(dice)), "failures": float(np.mean(dice < FAILURE_DICE)),
+            "empty_predictions": empty}
+
+
 # Columns of a counts array: one row per image.
 INTER, PRED, TRUE, PIXELS = range(4)
 

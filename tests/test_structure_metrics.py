@@ -13,7 +13,8 @@ from polyp_ray.config import TrialConfig, load_job_config
 from polyp_ray.data.dataset import PreparedData, SplitArrays
 from polyp_ray.errors import ConfigError
 from polyp_ray.evaluation import score_split, upsample
-from polyp_ray.metrics import METRICS, STRUCTURE
+from polyp_ray.metrics import METRICS, STRUCTURE, failure_rates
+from polyp_ray.set_scores import score_members
 from polyp_ray.structure_metrics import image_structure
 from polyp_ray.trial import _validate
 
@@ -112,3 +113,26 @@ def test_the_direction_follows_the_metric(tmp_path: Path) -> None:
         load_job_config(_job(tmp_path, "metric: val_mae\nmode: max\n"))
     with pytest.raises(ConfigError, match=r"metric: unknown metric 'val_sharpness'; known: .*val_s_alpha"):
         load_job_config(_job(tmp_path, "metric: val_sharpness\n"))
+
+
+def test_a_set_entry_gives_the_failures_a_mean_hides() -> None:
+    """Four images with a polyp: one found, one half found, one missed with an empty prediction, one
+    missed with a false alarm elsewhere; the single model's entry equals its test evaluation."""
+    truth = np.zeros((40, 40), np.uint8)
+    truth[10:30, 10:30] = 1
+    found = truth.astype(np.float32)
+    half = found.copy()
+    half[10:30, 20:30] = 0
+    elsewhere = np.zeros_like(found)
+    elsewhere[0:5, 0:5] = 1
+    probs = np.stack([found, half, np.zeros_like(found), elsewhere])[..., None]
+    truths = [truth] * 4
+    entry = score_members([probs], truths, 0.5).entry()
+    assert entry["dice"] == pytest.approx((1 + 2 / 3) / 4)
+    assert entry["median"] == pytest.approx(1 / 3) and entry["failures"] == 0.5
+    assert entry["empty_predictions"] == 0.25 and entry["n"] == 4
+    split = SplitArrays(np.zeros((4, 40, 40, 3), np.uint8), probs.astype(np.uint8), list("abcd"), truths)
+    summary = score_split(probs, split, 0.5)["summary"]
+    assert all(entry[name] == pytest.approx(summary[name]) for name in ("dice", "iou", *STRUCTURE))
+    rates = failure_rates(np.array([0.0, 1.0]), np.array([0.0, 0.2]), np.array([0.0, 0.2]))
+    assert rates["empty_predictions"] == 0.0  # an empty prediction on an image with no polyp is right

@@ -27,11 +27,11 @@ import ray
 from polyp_ray.config import JobConfig
 from polyp_ray.data.dataset import PreparedData, SplitArrays
 from polyp_ray.data.external import ExternalSet, external_split
-from polyp_ray.ensemble import ensemble_counts
 from polyp_ray.evaluation import PROTOCOL, write_json
-from polyp_ray.metrics import scores_from_counts
+from polyp_ray.metrics import FAILURE_DICE
 from polyp_ray.models.registry import family_name
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
+from polyp_ray.set_scores import SetScores, score_members
 from polyp_ray.stats import bootstrap_ci, paired_wilcoxon
 from polyp_ray.tuning.finish import one_line
 
@@ -52,6 +52,7 @@ class Row:
     family: str = ""
     dice: dict[str, np.ndarray] = field(default_factory=dict)  # set -> per-image Dice
     iou: dict[str, np.ndarray] = field(default_factory=dict)
+    scores: dict[str, SetScores] = field(default_factory=dict)  # set -> every per-image score
 
 
 def generalise(table: pd.DataFrame, checkpoints: dict[str, Any], job: JobConfig,
@@ -167,8 +168,8 @@ def _rows(winner: str, members: list[str], families: dict[str, str], configs: di
 def _score(row: Row, probs: dict[str, Any], truths: dict[str, list[np.ndarray] | None]) -> None:
     for name, truth in truths.items():
         per_member = [probs[t][name][row.tta] for t in row.trial_ids]
-        scores = scores_from_counts(ensemble_counts(per_member, truth or [], row.threshold))
-        row.dice[name], row.iou[name] = scores["dice"], scores["iou"]
+        row.scores[name] = score_members(per_member, truth or [], row.threshold)
+        row.dice[name], row.iou[name] = row.scores[name].per_image["dice"], row.scores[name].per_image["iou"]
 
 
 def _body(rows: list[Row], sizes: dict[str, int], external: dict[str, ExternalSet], job: JobConfig) -> dict:
@@ -177,9 +178,7 @@ def _body(rows: list[Row], sizes: dict[str, int], external: dict[str, ExternalSe
     for row in rows:
         sets = {}
         for name, dice in row.dice.items():
-            interval = bootstrap_ci(dice)
-            entry: dict[str, Any] = {"dice": interval.mean, "dice_low": interval.low, "dice_high": interval.high,
-                                     "iou": float(np.mean(row.iou[name])) if len(dice) else None, "n": interval.n}
+            entry: dict[str, Any] = row.scores[name].entry()
             if winner is not None and row is not winner and row.kind != "family":
                 entry["vs_winner"] = _paired(dice, winner.dice[name])
             sets[name] = entry
@@ -220,8 +219,10 @@ def _keep_members(members: list[str], checkpoints: dict[str, Any], configs: dict
 
 def _print(body: dict) -> None:
     names = list(body["sets"])
-    print("generalisation (per-image Dice at original resolution, 95% bootstrap CI):")
+    print("generalisation (per-image Dice at original resolution, 95% bootstrap CI; median; share of images "
+          f"below Dice {FAILURE_DICE}; S_alpha; MAE):")
     for row in body["rows"]:
-        cells = [f"{name} {s['dice']:.4f} [{s['dice_low']:.4f}, {s['dice_high']:.4f}]"
+        cells = [f"{name} {s['dice']:.4f} [{s['dice_low']:.4f}, {s['dice_high']:.4f}] median {s['median']:.3f} "
+                 f"fail {s['failures']:.0%} S {s.get('s_alpha', float('nan')):.3f} MAE {s.get('mae', float('nan')):.3f}"
                  for name in names if (s := row["sets"].get(name))]
         print(f"  {row['label']:<32} " + "; ".join(cells), flush=True)
