@@ -19,6 +19,7 @@ from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC = "synthetic"
+CACHE_FOLDER = "polyp_ray"  # under ~/.cache (not an experiment's polyp_ray/ subfolder)
 CALLBACKS = ("mlflow",)  # JobConfig.callbacks: Tune callbacks a job may switch on
 RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains for, ASHA's max_t)"
 
@@ -80,7 +81,7 @@ class DataConfig:
         if self.cache_dir:
             return Path(self.cache_dir).expanduser()
         env = os.environ.get("POLYP_RAY_CACHE")
-        return Path(env).expanduser() if env else Path.home() / ".cache" / "polyp_ray"
+        return Path(env).expanduser() if env else Path.home() / ".cache" / CACHE_FOLDER
 
 
 @dataclass
@@ -263,22 +264,18 @@ def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
     return job
 
 
-def upgrade_job_record(raw: dict[str, Any]) -> dict[str, Any]:
-    """A job an experiment recorded before ``trial.epochs`` replaced the top-level ``max_epochs``, as a
-    job now: its ``max_epochs`` is what every trial trained for (its ``trial.epochs`` was unused)."""
-    if "max_epochs" in raw:
-        raw = dict(raw)
-        trial = raw.get("trial")
-        raw["trial"] = {**(trial if isinstance(trial, dict) else {}), "epochs": raw.pop("max_epochs")}
-    return raw
-
-
 def trial_config_for(job: JobConfig, params: dict[str, Any], **fixed: Any) -> TrialConfig:
     """The job's fixed trial settings (its epochs included) + one sampled point."""
-    base = to_dict(job.trial)
-    base.update(params)
-    base.update(fixed)
-    return trial_from_dict(base, f"job {job.name}")
+    return with_sampled(job.trial, params, f"job {job.name}", **fixed)
+
+
+def with_sampled(base: TrialConfig, params: dict[str, Any], where: str, **settings: Any) -> TrialConfig:
+    """``base`` under one sampled point (HyperParams fields only, each type-checked) and the run
+    ``settings`` the caller fixes (``evaluate_test``, ``cpu_threads``): a new, checked TrialConfig."""
+    point = from_mapping(HyperParams, params, where)  # an unknown or mistyped parameter is refused here
+    config = dataclasses.replace(base, **{name: getattr(point, name) for name in params}, **settings)
+    config.validate(where)
+    return config
 
 
 def resolve_relative(name: str, base: Path, where: str, key: str) -> Path:

@@ -25,6 +25,17 @@ class TrainingDiverged(PolypRayError):
     """The loss became NaN or infinite: the trial stops instead of reporting garbage."""
 
 
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """``err`` as ``Type: message`` on one line, at most ``limit`` characters of message: what a user sees
+    of an exception we did not raise ourselves. An exception that carries another one as ``cause`` (Ray's
+    RayTaskError, around a worker's own) is shown as that one, without the remote traceback around it."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException):
+        err = cause
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:limit]}" if text else type(err).__name__
+
+
 def run_cli(body: Callable[[], int], interrupted: str = "interrupted") -> int:
     """Run a command's body: a user-facing error is one line on stderr and exit code 2, never a traceback."""
     try:

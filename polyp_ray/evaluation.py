@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from polyp_ray.data.dataset import SplitArrays
+from polyp_ray.experiment import TrialFiles
 from polyp_ray.metrics import counts_of, image_counts, scores_from_counts, summarise_counts
 from polyp_ray.structure_metrics import StructureScores, structure_scores
 
@@ -116,12 +117,12 @@ def write_predictions(split: SplitArrays, probs: np.ndarray, out_dir: Path, coun
     return written
 
 
-def write_test_outputs(out_dir: Path, body: dict[str, Any], test: SplitArrays, probs: np.ndarray,
+def write_test_outputs(out: TrialFiles, body: dict[str, Any], test: SplitArrays, probs: np.ndarray,
                        threshold: float) -> None:
-    """test_metrics.json and the strips of the first ``len(probs)`` test images (kept free of TensorFlow:
+    """The test metrics and the strips of the first ``len(probs)`` test images (kept free of TensorFlow:
     the search's driver writes these for every trial)."""
-    write_json(out_dir / "test_metrics.json", body)
-    write_predictions(test, probs, out_dir / "predictions", len(probs), threshold)
+    write_json(out.test_metrics, body)
+    write_predictions(test, probs, out.predictions, len(probs), threshold)
 
 
 def write_json(path: Path, body: dict[str, Any]) -> None:

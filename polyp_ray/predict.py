@@ -6,7 +6,7 @@
 Each image is resized to the model's input size, predicted, and its probability map resized back to the
 image's ORIGINAL size (bilinear) before thresholding, so ``<stem>_mask.png`` (0/255) and
 ``<stem>_overlay.png`` line up pixel for pixel with the input. With ``--experiment`` the search's winner
-(``polyp_ray/best/model.keras``) is used with its trial's image size and threshold; with ``--model`` the
+(``ExperimentLayout.best_model``) is used with its trial's image size and threshold; with ``--model`` the
 size comes from the model's input shape and the threshold is 0.5 unless ``--threshold`` is given.
 
     python -m polyp_ray.predict --experiment experiments/kvasir-1 --ensemble 3 --tta --images new/ --out masks/
@@ -33,8 +33,8 @@ from PIL import Image
 from polyp_ray.data.images import read_image
 from polyp_ray.data.layouts import IMAGE_SUFFIXES
 from polyp_ray.ensemble import Member
-from polyp_ray.errors import ConfigError, DataError, run_cli
-from polyp_ray.storage import OURS
+from polyp_ray.errors import ConfigError, DataError, one_line, run_cli
+from polyp_ray.experiment import ExperimentLayout, read_trial_config
 
 BATCH = 8
 OVERLAY = np.array([0, 220, 0], dtype=np.float32)  # polyp tint; the mask's outline is drawn stronger
@@ -134,25 +134,24 @@ def load_predictor(experiment: str | None, model_path: str | None, threshold: fl
     if ensemble > 1:
         if not experiment:
             raise ConfigError("--ensemble: needs --experiment (the ensemble is a search's best trials)")
-        return _ensemble_predictor(Path(experiment).expanduser() / OURS / "ensemble", ensemble, threshold, tta)
+        return _ensemble_predictor(ExperimentLayout(Path(experiment).expanduser()), ensemble, threshold, tta)
     if experiment:
-        best = Path(experiment).expanduser() / OURS / "best"
-        config = _trial_config(best / "trial_config.json")
-        model = _load_model(best / "model.keras")
-        size = int(config.get("image_size") or _input_size(model, best / "model.keras"))
-        chosen = threshold if threshold is not None else float(config.get("threshold", 0.5))
-        return Predictor([Member(model, size)], chosen, best / "model.keras", tta)
+        layout = ExperimentLayout(Path(experiment).expanduser())
+        config = read_trial_config(layout.best_config)
+        model = _load_model(layout.best_model)
+        chosen = threshold if threshold is not None else config.threshold
+        return Predictor([Member(model, config.image_size)], chosen, layout.best_model, tta)
     path = Path(str(model_path)).expanduser()
     model = _load_model(path)
     return Predictor([Member(model, _input_size(model, path))], 0.5 if threshold is None else threshold, path, tta)
 
 
-def _ensemble_predictor(folder: Path, k: int, threshold: float | None, tta: bool) -> Predictor:
-    manifest = folder / "ensemble.json"
+def _ensemble_predictor(layout: ExperimentLayout, k: int, threshold: float | None, tta: bool) -> Predictor:
+    folder, manifest = layout.ensemble, layout.ensemble_manifest
     if not manifest.is_file():
         raise ConfigError(f"{manifest}: not found; the search kept no ensemble (its job's ensemble_k was 1, "
                           "or fewer than 2 trials were scored)")
-    body = _trial_config(manifest)
+    body = _read_manifest(manifest)
     listed = body.get("members") or []
     if k > len(listed):
         raise ConfigError(f"--ensemble {k}: the experiment kept its {len(listed)} best trials ({manifest})")
@@ -162,7 +161,7 @@ def _ensemble_predictor(folder: Path, k: int, threshold: float | None, tta: bool
     return Predictor(members, chosen, folder, tta)
 
 
-def _trial_config(path: Path) -> dict[str, Any]:
+def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: not found; is this a finished experiment folder?")
     try:
@@ -182,7 +181,7 @@ def _load_model(path: Path) -> Any:
     try:
         return load_model(path)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file; the user needs one line
-        raise ConfigError(f"{path}: not a loadable Keras model ({type(err).__name__}: {err})") from None
+        raise ConfigError(f"{path}: not a loadable Keras model ({one_line(err)})") from None
 
 
 def _input_size(model: Any, path: Path) -> int:

@@ -20,10 +20,10 @@ from importlib import resources
 from pathlib import Path
 
 from polyp_ray.config import JobConfig, TrialConfig, load_job_config, to_dict, trial_config_for
-from polyp_ray.errors import ConfigError, run_cli
+from polyp_ray.errors import ConfigError, one_line, run_cli
+from polyp_ray.experiment import ExperimentLayout, TrialFiles
 from polyp_ray.metrics import LITERATURE, METRICS
 from polyp_ray.searchspace import SearchSpace, load_searchspace
-from polyp_ray.storage import OURS
 
 DEFAULT_JOB = "default.yaml"
 
@@ -46,16 +46,16 @@ def _main(args: argparse.Namespace) -> int:
     from polyp_ray.tuning import SearchOptions, run_search  # imports Ray only for a real search
 
     options = SearchOptions(command=command_line(), address=args.address, name=args.name, resume=args.resume,
-                            verbose=args.verbose)
+                            verbose=args.verbose, min_nodes=args.min_nodes)
     experiment = run_search(job, space, space_path, options)
     if not args.no_report:
         _write_report(experiment.local)
-        experiment.publish(OURS)  # the report beside the results, at a storage URI too
+        experiment.publish()  # the report beside the results, at a storage URI too
     return 0
 
 
 def _write_report(experiment: Path) -> None:
-    """The report goes into the experiment folder, ``polyp_ray/report.html``, where it stays with the results:
+    """The report goes into the experiment folder (``ExperimentLayout.report``), where it stays with the results:
     a Ray Job's working directory, and with it ``reports/``, is deleted when the job ends. The copy in
     ``reports/<experiment>.html`` under the current folder is kept for a search run by hand."""
     import shutil
@@ -65,9 +65,9 @@ def _write_report(experiment: Path) -> None:
 
     try:
         # built once (the gallery loads the best model) and copied
-        inside = build_report(experiment, experiment / OURS / "report.html")
+        inside = build_report(experiment, ExperimentLayout(experiment).report)
     except Exception as err:  # noqa: BLE001 - the results are on disk; a report bug must not hide them
-        print(f"warning: the report failed ({type(err).__name__}: {err}); "
+        print(f"warning: the report failed ({one_line(err)}); "
               f"rerun: python -m polyp_ray.report {experiment}", file=sys.stderr)
         return
     print(f"report: {inside}")
@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a job key (dotted: trial.model=unet, data.path=...); repeatable")
     parser.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
+    parser.add_argument("--min-nodes", type=int, default=1, metavar="N",
+                        help="with --address: wait until N Ray nodes have joined (polyp_ray.slurm passes its job's)")
     parser.add_argument("--name", help="experiment name (default: <job name>-<timestamp>)")
     parser.add_argument("--resume", action="store_true",
                         help="finish an interrupted experiment (--name, or the job's latest)")
@@ -137,8 +139,9 @@ def _debug(job: JobConfig) -> int:
     described = describe(config.data)  # checks every pair first
     described.info.announce()
     result = run_trial(config, DebugReporter(out), prepare_data(config.data, config.image_size, described))
-    (out / "trial_config.json").write_text(json.dumps(to_dict(config), indent=1))
-    (out / "history.json").write_text(json.dumps(result.history, indent=1))
+    files = TrialFiles(out)
+    files.config.write_text(json.dumps(to_dict(config), indent=1))
+    files.history.write_text(json.dumps(result.history, indent=1))
     test = result.test["summary"] if result.test else {}
     print(f"best epoch {result.best_epoch}: val_dice {result.best_val_dice:.4f}; test per-image dice "
           f"{test.get('dice', float('nan')):.4f}, iou {test.get('iou', float('nan')):.4f}, "
@@ -146,7 +149,8 @@ def _debug(job: JobConfig) -> int:
           "scored at their original resolution)")
     if test.get("s_alpha") is not None:
         print("  the literature's figures: " + ", ".join(f"{METRICS[k].label} {test[k]:.4f}" for k in LITERATURE))
-    print(f"artifacts: {out.resolve()} (best.keras, test_metrics.json, history.json, predictions/)")
+    shown = ", ".join(p.name for p in (files.best_model, files.test_metrics, files.history, files.config))
+    print(f"artifacts: {out.resolve()} ({shown}, {files.predictions.name}/)")
     return 0
 
 

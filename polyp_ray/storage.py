@@ -14,10 +14,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from polyp_ray.errors import ConfigError
-
-OURS = "polyp_ray"  # our subfolder of the experiment folder, beside Tune's (docs/experiment-layout.md)
-# Per-trial files the report reads; checkpoints stay in storage.
-MIRRORED = ("result.json", "params.json", "progress.csv")
+from polyp_ray.experiment import MIRRORED, OURS, ExperimentLayout
 
 
 @dataclass(frozen=True)
@@ -25,6 +22,10 @@ class ExperimentStore:
     storage: str  # what Tune gets as storage_path: an absolute local path or a URI
     name: str
     local: Path  # the experiment folder itself (local storage) or its local mirror (URI)
+
+    @property
+    def layout(self) -> ExperimentLayout:
+        return ExperimentLayout(self.local)
 
     @property
     def remote(self) -> bool:
@@ -38,10 +39,10 @@ class ExperimentStore:
         fs, path = pafs.FileSystem.from_uri(self.uri) if self.remote else (pafs.LocalFileSystem(), self.uri)
         return fs.get_file_info(path).type != pafs.FileType.NotFound
 
-    def publish(self, subfolder: str) -> None:
-        """Upload the local ``subfolder`` (our summary) next to Tune's files."""
+    def publish(self) -> None:
+        """Upload our local summary folder next to Tune's files."""
         if self.remote:
-            pafs.copy_files(str(self.local / subfolder), f"{self.uri}/{subfolder}")
+            pafs.copy_files(str(self.layout.ours), f"{self.uri}/{OURS}")
 
     def mirror_results(self) -> None:
         """Copy each trial's per-epoch results from storage into the local folder."""

@@ -25,6 +25,7 @@ from polyp_ray.data.dataset import PreparedData, prepare_data
 from polyp_ray.data.pipeline import train_dataset
 from polyp_ray.errors import ConfigError, TrainingDiverged
 from polyp_ray.evaluation import evaluate_split, predict_probs, resized_maps, score_maps, truths_of, write_test_outputs
+from polyp_ray.experiment import TrialFiles
 from polyp_ray.losses import get_loss
 from polyp_ray.metrics import METRICS, summarise_counts
 from polyp_ray.models import build_model, freezable, set_encoder_trainable
@@ -90,7 +91,7 @@ def evaluate_test(
 ) -> dict[str, Any]:
     """The final, only look at the test split: test_metrics.json and prediction PNGs in ``out_dir``."""
     body, probs = score_test(model, config, data, trial_id, epoch)
-    write_test_outputs(out_dir, body, data.splits["test"], probs, config.threshold)
+    write_test_outputs(TrialFiles(out_dir), body, data.splits["test"], probs, config.threshold)
     return body
 
 
@@ -216,4 +217,4 @@ class DebugReporter:
         if metrics[self.metric] > self.best:
             self.best = metrics[self.metric]
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            export_archive(checkpoint_dir, self.output_dir / "best.keras")
+            export_archive(checkpoint_dir, TrialFiles(self.output_dir).best_model)

@@ -71,7 +71,7 @@ class DatasetInfo:
                  for t in self.cross_split_twins[:SHOWN_TWINS]]
         if len(self.cross_split_twins) > SHOWN_TWINS:
             lines.append(f"... and {len(self.cross_split_twins) - SHOWN_TWINS} more val/test images with a "
-                         "near-duplicate in training (dataset.json: cross_split_twins)")
+                         "near-duplicate in training (the experiment's dataset record lists all: cross_split_twins)")
         if self.largest_group > self.n_pairs / 2:
             lines.append(f"one group holds {self.largest_group} of {self.n_pairs} pairs ({self.group_source}): "
                          "the split cannot be balanced; check data.groups_csv or set data.group_near_duplicates: false")

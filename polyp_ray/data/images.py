@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from polyp_ray.errors import DataError
+from polyp_ray.errors import DataError, one_line
 
 # Larger images are refused from their header, before decoding: a 14000x14000 PNG would take
 # gigabytes to decode, and no endoscope records more than 4K (8.3 megapixels).
@@ -51,7 +51,7 @@ def open_image(path: Path) -> Image.Image:
     except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
         raise DataError(f"{path}: {file_problem(path, err)}") from None
     except Exception as err:  # a corrupt file can make a decoder raise almost anything
-        raise DataError(f"{path}: unreadable or truncated image ({type(err).__name__}: {err})") from None
+        raise DataError(f"{path}: unreadable or truncated image ({one_line(err)})") from None
 
 
 def _too_large(path: Path, width: int, height: int) -> str:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from polyp_ray.errors import PolypRayError
+from polyp_ray.experiment import TEST_METRICS, ExperimentLayout, recorded_epochs
 from polyp_ray.models.registry import family_name
 from polyp_ray.searchspace import SearchSpace, load_searchspace
-from polyp_ray.storage import OURS
 
 
 class ReportError(PolypRayError):
@@ -49,8 +48,8 @@ class Experiment:
         return self.path.name
 
     @property
-    def ours(self) -> Path:
-        return self.path / OURS
+    def layout(self) -> ExperimentLayout:
+        return ExperimentLayout(self.path)
 
     @property
     def metric(self) -> str:
@@ -62,12 +61,8 @@ class Experiment:
 
     @property
     def epochs(self) -> int:
-        """Every trial's number of epochs (ASHA's max_t): the job's trial.epochs, or the top-level
-        max_epochs of an experiment recorded before that key was renamed (its trial.epochs was unused)."""
-        if "max_epochs" in self.job:
-            return int(self.job["max_epochs"])
-        trial = self.job.get("trial")
-        return int(trial.get("epochs", 1)) if isinstance(trial, dict) else 1
+        """Every trial's number of epochs (ASHA's max_t), at every version of the recorded job."""
+        return recorded_epochs(self.job) or 1
 
     @property
     def best_trial_id(self) -> str | None:
@@ -93,13 +88,13 @@ class Experiment:
 
 def load_experiment(path: str | Path) -> Experiment:
     exp = Path(path).expanduser().resolve()
-    _check_folder(exp)
-    ours = exp / OURS
-    job_text = _read_text(ours / "job.yaml")
-    job = (yaml.safe_load(job_text) or {}) if job_text else {}
-    space_text = _read_text(ours / "searchspace.yaml")
-    space, space_problem = _load_space(ours / "searchspace.yaml")
-    trials = _read_trials(ours / "trials.csv", job)
+    layout = ExperimentLayout(exp)
+    _check_folder(layout)
+    job_text = _read_text(layout.job)
+    job = layout.job_record()
+    space_text = _read_text(layout.space)
+    space, space_problem = _load_space(layout.space)
+    trials = _read_trials(layout.trials_table, job)
     notes: list[str] = []
     recorded = trials["trial_dir"] if "trial_dir" in trials else [None] * len(trials)
     dirs = {str(t): _trial_dir(exp, d) for t, d in zip(trials["trial_id"], recorded, strict=True)}
@@ -110,17 +105,17 @@ def load_experiment(path: str | Path) -> Experiment:
     failed = _test_errors(trials)
     # A trial whose scoring failed may still have an earlier run's test_metrics.json: not its checkpoint's.
     tests = {t: body for t in dirs
-             if t not in failed and (body := _read_json(ours / "trials" / t / "test_metrics.json"))}
+             if t not in failed and (body := _read_json(layout.trial(t).test_metrics))}
     older = sorted(t for t, body in tests.items() if not body.get("protocol"))
     if older:
         notes.append(f"{len(older)} trial(s) were scored on the test split by an older polyp-ray, at the model's "
                      f"input size rather than each image's original resolution (no \"protocol\" in "
-                     f"test_metrics.json); their test scores are not comparable with the others': "
+                     f"{TEST_METRICS}); their test scores are not comparable with the others': "
                      f"{', '.join(older[:20])}{' ...' if len(older) > 20 else ''}")
     params = {t: _params(d, trials, t, job) for t, d in dirs.items()}
     return Experiment(exp, job, job_text, space_text, space, space_problem, trials, histories, tests, params,
-                      _read_json(ours / "dataset.json"), _read_json(ours / "environment.json"),
-                      _read_text(ours / "command.txt").strip(), notes, failed)
+                      _read_json(layout.dataset), _read_json(layout.environment),
+                      _read_text(layout.command).strip(), notes, failed)
 
 
 def _test_errors(trials: pd.DataFrame) -> dict[str, str]:
@@ -130,15 +125,16 @@ def _test_errors(trials: pd.DataFrame) -> dict[str, str]:
     return {str(t): str(e) for t, e in zip(errors["trial_id"], errors["test_error"], strict=True) if str(e).strip()}
 
 
-def _check_folder(exp: Path) -> None:
+def _check_folder(layout: ExperimentLayout) -> None:
+    exp = layout.root
     if not exp.is_dir():
         raise ReportError(f"{exp}: experiment folder not found")
-    if (exp / OURS / "trials.csv").is_file():
+    if layout.is_finished():
         return
-    inside = sorted(p.parent.parent.name for p in exp.glob(f"*/{OURS}/trials.csv"))
+    inside = layout.experiments_inside()
     if inside:
         raise ReportError(f"{exp}: a storage folder, not an experiment; its experiments: {', '.join(inside)}")
-    raise ReportError(f"{exp}: no {OURS}/trials.csv; not a finished search (finish it with "
+    raise ReportError(f"{exp}: no {layout.trials_table.relative_to(exp)}; not a finished search (finish it with "
                       "python -m polyp_ray.search --resume)")
 
 
@@ -196,7 +192,8 @@ def _trial_dir(exp: Path, recorded: Any) -> Path | None:
 
 def _history(trial_dir: Path) -> pd.DataFrame:
     """Per-epoch rows, one per epoch: a restored trial repeats epochs, its last report wins."""
-    rows = _result_lines(trial_dir / "result.json")
+    files = ExperimentLayout.tune_trial(trial_dir)
+    rows = _result_lines(files.result)
     if rows and all("epoch" in row for row in rows):
         # Deduplicated and sorted here, not in pandas: thousands of trials, a few rows each.
         by_epoch = {row["epoch"]: row for row in rows}
@@ -208,7 +205,7 @@ def _history(trial_dir: Path) -> pd.DataFrame:
         table = pd.DataFrame(rows)
     else:
         try:
-            table = pd.read_csv(trial_dir / "progress.csv")
+            table = pd.read_csv(files.progress)
         except (OSError, ValueError, pd.errors.ParserError):
             return pd.DataFrame(columns=["epoch"])
     if "epoch" not in table:
@@ -232,7 +229,7 @@ def _params(trial_dir: Path | None, trials: pd.DataFrame, trial_id: str,
             job: dict[str, Any]) -> dict[str, Any]:
     """params.json keeps the sampled types (an int stays an int); trials.csv is the fallback."""
     if trial_dir is not None:
-        body = _read_json(trial_dir / "params.json")
+        body = _read_json(ExperimentLayout.tune_trial(trial_dir).params)
         if body:
             return body
     row = trials.loc[trials["trial_id"] == trial_id].iloc[0]

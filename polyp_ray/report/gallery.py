@@ -8,7 +8,6 @@ Where the dataset is not on this machine, the prediction strips the search wrote
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from polyp_ray.errors import PolypRayError
+from polyp_ray.experiment import read_trial_config
 from polyp_ray.report.experiment import Experiment
 
 WORST, BEST = 12, 4
@@ -51,7 +51,7 @@ def build_gallery(exp: Experiment, worst: int = WORST, best: int = BEST) -> Gall
     try:
         gallery.cases = _rendered(exp, chosen, gallery.notes)
     except Exception as err:  # noqa: BLE001 - Keras and TF raise many types; the report must still be written
-        gallery.notes.append(f"could not predict with {exp.ours / 'best' / 'model.keras'} ({err}); "
+        gallery.notes.append(f"could not predict with {exp.layout.best_model} ({err}); "
                              "showing the strips the search wrote")
         gallery.cases = _saved_strips(exp, trial_id)
     return gallery
@@ -66,11 +66,9 @@ def choose(rows: list[dict[str, Any]], worst: int, best: int) -> list[tuple[str,
 
 
 def _rendered(exp: Experiment, chosen: list[tuple[str, dict[str, Any]]], notes: list[str]) -> list[Case]:
-    from polyp_ray.config import trial_from_dict
     from polyp_ray.data.dataset import decode_all, describe_dataset
 
-    config_path = exp.ours / "best" / "trial_config.json"
-    config = trial_from_dict(json.loads(config_path.read_text(encoding="utf-8")), str(config_path))
+    config = read_trial_config(exp.layout.best_config)
     info, pairs = describe_dataset(config.data)
     if exp.dataset.get("sha256") and info.sha256 != exp.dataset["sha256"]:
         notes.append(f"the dataset at {info.root} has changed since the search (its hash differs)")
@@ -80,7 +78,7 @@ def _rendered(exp: Experiment, chosen: list[tuple[str, dict[str, Any]]], notes: 
         raise PolypRayError(f"{len(missing)} test image(s) not in {info.root}, e.g. {missing[0]!r}")
     images, masks = decode_all([by_stem[row["stem"]] for _, row in chosen], config.image_size,
                                config.data.mask_threshold)
-    probs = _predict(exp.ours / "best" / "model.keras", images)
+    probs = _predict(exp.layout.best_model, images)
     return [_case(group, row, strip(images[i], masks[i, ..., 0] > 0, probs[i, ..., 0] > config.threshold))
             for i, (group, row) in enumerate(chosen)]
 
@@ -132,7 +130,7 @@ def _saved_strips(exp: Experiment, trial_id: str) -> list[Case]:
     """The image | truth | prediction PNGs evaluation wrote: only the first few test images have one."""
     from polyp_ray.evaluation import _safe  # the file-name rule evaluation used for these strips
 
-    folder = exp.ours / "trials" / trial_id / "predictions"
+    folder = exp.layout.trial(trial_id).predictions
     cases = []
     for row in exp.tests.get(trial_id, {}).get("per_image", []):
         path = folder / f"{_safe(str(row['stem']))}.png"

@@ -13,7 +13,6 @@ from polyp_ray.report.sections import caption
 from polyp_ray.report.table import ci, failures
 from polyp_ray.stats import ALPHA, Interval
 
-FILE = "generalisation.json"
 CAPTION = (
     "Per-image Dice at each image's original resolution, mean with its 95% bootstrap CI over images. "
     "The <b>(test split)</b> column is the held-out split of the search's own dataset; every other column is "
@@ -28,7 +27,7 @@ CAPTION = (
 
 
 def load(exp: Experiment) -> dict[str, Any] | None:
-    path = exp.ours / FILE
+    path = exp.layout.generalisation
     if not path.is_file():
         return None
     try:
@@ -50,8 +49,8 @@ def table(exp: Experiment, figure: str = "") -> str:
     """The table, and beside it ``figure`` (the per-set distribution plot)."""
     body = load(exp)
     if body is None:
-        return note("No generalisation scores: the search wrote no generalisation.json (an experiment from "
-                    "before this table, or no trial's checkpoint could be scored).")
+        return note(f"No generalisation scores: the search wrote no {exp.layout.generalisation.name} (an "
+                    "experiment from before this table, or no trial's checkpoint could be scored).")
     sets = list(body.get("sets") or {})
     head = "".join(f"<th>{esc(set_label(exp, name))}<br><small>{esc(_set_note(body['sets'][name]))}</small></th>"
                    for name in sets)

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from polyp_ray.errors import one_line
+from polyp_ray.experiment import TRIALS_TABLE
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.searchspace import Param
 
@@ -37,7 +39,7 @@ class Importance:
     used: int = 0  # trials fANOVA saw
     scored: int = 0  # trials with a score, of which ``used`` were sampled
     kept_best: int = 0  # of the ``used``: the best by the metric (the rest a seeded random sample)
-    source: str = "trials.csv"  # where the trials came from: the stored Optuna study, or trials.csv
+    source: str = TRIALS_TABLE  # where the trials came from: the stored Optuna study, or trials.csv
 
     @property
     def sampled(self) -> bool:
@@ -50,7 +52,7 @@ def param_importance(exp: Experiment) -> Importance:
     searched = {p.name: p for p in exp.space.params if p.kind != "fixed"}
     stored = _stored_points(exp)
     scored = stored if stored is not None else _scored_points(exp, searched)
-    source = "trials.csv" if stored is None else "the search's Optuna study"
+    source = TRIALS_TABLE if stored is None else "the search's Optuna study"
     if len(scored) < 2:
         return Importance({}, f"needs at least 2 trials with a {exp.metric}; this search has {len(scored)}")
     points = sample(scored, SAMPLE_SIZE, SAMPLE_BEST)
@@ -64,7 +66,7 @@ def param_importance(exp: Experiment) -> Importance:
     try:
         scores = _fanova(points, {n: searched[n] for n in varied}, exp.maximise)
     except Exception as err:  # noqa: BLE001 - Optuna's evaluators raise many types; the page says why
-        return Importance({}, f"Optuna could not compute it ({type(err).__name__}: {err})", left_out, **counts)
+        return Importance({}, f"Optuna could not compute it ({one_line(err)})", left_out, **counts)
     return Importance(scores, "", left_out, **counts)
 
 
@@ -91,12 +93,12 @@ def distribution(param: Param) -> optuna.distributions.BaseDistribution:
 def _stored_points(exp: Experiment) -> list[Point] | None:
     """The finished trials of the search's stored study (polyp_ray/optuna.json names it), best first;
     None where there is none or it cannot be opened (trials.csv serves then)."""
-    record = exp.ours / "optuna.json"
+    record = exp.layout.optuna_record
     if not record.is_file():
         return None
     try:
         where = json.loads(record.read_text())
-        local = exp.ours / "optuna.db"  # the folder's own file wins: the experiment may have moved
+        local = exp.layout.optuna_db  # the folder's own file wins: the experiment may have moved
         url = f"sqlite:///{local}" if local.is_file() else str(where["storage"])
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -26,7 +26,7 @@ CAPTION = (
 
 def literature_table(exp: Experiment, body: dict[str, Any] | None) -> str:
     if body is None or not body.get("rows"):
-        return note("No literature table: the search wrote no generalisation.json.")
+        return note("No literature table: the search scored no model on its test and external sets.")
     sets = list(body.get("sets") or {})
     rows = body["rows"]
     best = {(name, key): _best([_value(r, name, key) for r in rows], METRICS[key].mode)

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from polyp_ray.experiment import TUNE_RESULT
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.report.markup import esc
 from polyp_ray.report.rungs import asha_rungs
@@ -129,7 +130,7 @@ def summary(progress: Progress, metric: str) -> str:
     reached = ", ".join(f"{n:,} reached epoch {e}" for e, n in progress.rungs.items())
     rungs = f"Of {progress.trials:,} trials, {reached} (ASHA's rungs, then the full budget)."
     if not progress.timed:
-        return f"<p>{rungs} No per-epoch timestamps in the trials' result.json, so no progress over time.</p>"
+        return f"<p>{rungs} No per-epoch timestamps in the trials' {TUNE_RESULT}, so no progress over time.</p>"
     final = progress.best[-1]
     first = int(np.argmax(progress.best == final))
     gpu = (f", {progress.gpu_hours[first]:.1f} of {progress.gpu_hours[-1]:.1f} GPU-hours"

@@ -166,11 +166,12 @@ def reproducibility(exp: Experiment) -> str:
              ("groups CSV", data.get("groups_csv") or "none"),
              ("groups (kept whole by the split)", f"{data.get('n_groups', 0)} from {data.get('group_source', '?')}, "
               f"largest {data.get('largest_group', 0)}")]
-    return (f"<h3>Command</h3>{pre(exp.command or '(command.txt missing)')}"
+    job, space = (esc(p.relative_to(exp.path)) for p in (exp.layout.job, exp.layout.space))
+    return (f"<h3>Command</h3>{pre(exp.command or f'({exp.layout.command.name} missing)')}"
             + caption("Run it from the folder it was run in; <code>--name</code> chooses the experiment "
                       f"folder's name. This page: <code>python -m polyp_ray.report {esc(exp.path)}</code>.")
             + f"<h3>Dataset</h3>{key_values(facts)}"
             f"<h3>Environment</h3>{key_values(list(exp.environment.items()))}"
-            f"<h3>Job (polyp_ray/job.yaml)</h3>{pre(exp.job_text or '(missing)')}"
-            f"<h3>Search space (polyp_ray/searchspace.yaml)</h3>{pre(exp.space_text or '(missing)')}"
+            f"<h3>Job ({job})</h3>{pre(exp.job_text or '(missing)')}"
+            f"<h3>Search space ({space})</h3>{pre(exp.space_text or '(missing)')}"
             f"<details><summary>Split stems</summary>{pre(json.dumps(split, indent=1))}</details>")

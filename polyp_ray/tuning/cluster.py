@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import ray
 
 from polyp_ray.config import JobConfig
-from polyp_ray.errors import ConfigError
+from polyp_ray.errors import ConfigError, one_line
 
 CONNECT_TIMEOUT_S = 5.0
+JOIN_TIMEOUT_S = float(os.environ.get("POLYP_RAY_JOIN_TIMEOUT_S", "600"))
 
 
-def start_ray(address: str | None, verbose: bool = False) -> None:
+def start_ray(address: str | None, verbose: bool = False, min_nodes: int = 1) -> None:
     """``address`` None: a new local Ray of this process's own, even where an earlier ``ray start`` left
     a (possibly dead) cluster behind, which ``ray.init()`` would silently try to join."""
     # Tune warns when checkpoints of short epochs trigger frequent state snapshots; expected here.
@@ -28,7 +30,20 @@ def start_ray(address: str | None, verbose: bool = False) -> None:
     try:
         ray.init(address=address, log_to_driver=verbose)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ConfigError(f"--address {address}: cannot attach to a Ray cluster ({_first_line(err)})") from None
+        raise ConfigError(f"--address {address}: cannot attach to a Ray cluster ({one_line(err)})") from None
+    wait_for_nodes(min_nodes, address)
+
+
+def wait_for_nodes(count: int, address: str, timeout_s: float = JOIN_TIMEOUT_S) -> None:
+    """A batch job's workers join the head one by one: trials placed before the last one joins would
+    crowd the first nodes (and a job whose worker never comes should say so, not run half-sized)."""
+    deadline = time.monotonic() + timeout_s
+    while (alive := sum(node["Alive"] for node in ray.nodes())) < count:
+        if time.monotonic() > deadline:
+            raise ConfigError(f"--min-nodes {count}: only {alive} Ray node(s) joined {address} in {timeout_s:.0f} s")
+        time.sleep(0.5)
+    if count > 1:
+        print(f"{alive} Ray nodes joined {address}", flush=True)
 
 
 def _check_reachable(address: str) -> None:
@@ -70,7 +85,3 @@ def check_local_resources(job: JobConfig) -> None:
                               f"{have.get(name, 0):g}; lower it (--set resources.{key}=...) or attach to a "
                               "cluster with --address")
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -16,16 +16,17 @@ from typing import Any
 import pandas as pd
 import ray
 
-from polyp_ray.config import JobConfig, to_dict, trial_config_for
+from polyp_ray.config import JobConfig, TrialConfig, trial_config_for
 from polyp_ray.data.dataset import PreparedData
-from polyp_ray.errors import PolypRayError
+from polyp_ray.errors import PolypRayError, one_line
 from polyp_ray.evaluation import write_test_outputs
+from polyp_ray.experiment import ExperimentLayout, TrialFiles
 from polyp_ray.metrics import METRICS, job_metrics
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
 
 
 def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], refs: dict[int, Any],
-                     ours: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+                     layout: ExperimentLayout) -> tuple[pd.DataFrame, dict[str, Any]]:
     """trials.csv's table, best validation first, and each trial's best checkpoint by trial id."""
     rows: dict[str, dict[str, Any]] = {}
     checkpoints: dict[str, Any] = {}
@@ -37,11 +38,11 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
         if best is not None:
             checkpoints[row["trial_id"]] = best[0]
             config = trial_config_for(job, result.config or {}, cpu_threads=max(1, int(job.resources.cpu)))
-            out = ours / "trials" / row["trial_id"]
+            out = layout.trial(row["trial_id"])
             pending[row["trial_id"]] = (config, _test_scores(task, best, config, refs, out, row["trial_id"]))
     for trial_id, (config, scores) in pending.items():
         try:
-            body = _collect(scores, config, prepared[config.image_size], ours / "trials" / trial_id)
+            body = _collect(scores, config, prepared[config.image_size], layout.trial(trial_id))
         except Exception as err:  # noqa: BLE001 - one trial's failure must not lose the others' results
             message = one_line(err)
             print(f"warning: trial {trial_id}: scoring its checkpoint on the test split failed: {message}",
@@ -55,11 +56,11 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
         raise PolypRayError("the search produced no trials")
     table = pd.DataFrame(list(rows.values()))
     table = table.sort_values(f"best_{job.metric}", ascending=job.mode == "min", na_position="last")
-    table.to_csv(ours / "trials.csv", index=False)
+    table.to_csv(layout.trials_table, index=False)
     # The winner is the best by validation among the trials whose checkpoint could be scored (loaded).
     scored = table[table["test_error"].isna()] if "test_error" in table else table
     if len(scored):
-        _keep_winner(scored.iloc[0]["trial_id"], checkpoints, ours)
+        _keep_winner(scored.iloc[0]["trial_id"], checkpoints, layout)
     return table, checkpoints
 
 
@@ -97,34 +98,35 @@ def best_checkpoint(result, job: JobConfig) -> tuple[Any, dict] | None:
     return checkpoint, metrics
 
 
-def _test_scores(task, best, config, refs: dict, out: Path, trial_id: str):
+def _test_scores(task, best, config: TrialConfig, refs: dict, out: TrialFiles, trial_id: str):
     """A finished evaluation from an earlier run of this experiment, or a Ray task scoring the checkpoint
     on the cluster with the trial's own resources (GPUs, where the trials had them)."""
     checkpoint, metrics = best
     epoch = int(metrics.get("epoch", 0))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "trial_config.json").write_text(json.dumps(to_dict(config), indent=1))
-    existing = out / "test_metrics.json"
+    out.write_config(config)
+    existing = out.test_metrics
     if existing.exists():
         earlier = json.loads(existing.read_text())
         if earlier.get("checkpoint_epoch") == epoch and earlier.get("protocol"):
             return earlier
-    return task.remote(checkpoint, to_dict(config), refs[config.image_size], trial_id, epoch)
+    return task.remote(checkpoint, config, refs[config.image_size], trial_id, epoch)
 
 
-def _score_checkpoint(checkpoint, config_dict: dict, data: PreparedData, trial_id: str, epoch: int):
-    from polyp_ray.config import trial_from_dict
+def _score_checkpoint(checkpoint, config: TrialConfig, data: PreparedData, trial_id: str, epoch: int):
     from polyp_ray.runtime import configure_tensorflow
     from polyp_ray.trial import score_test
 
-    config = trial_from_dict(config_dict)
     configure_tensorflow("float32", config.seed, config.cpu_threads)
+    return score_test(load_checkpoint(checkpoint), config, data, trial_id, epoch)
+
+
+def load_checkpoint(checkpoint) -> Any:
+    """The Keras model of a Tune checkpoint (in a Ray task: on whichever node holds or fetches it)."""
     with checkpoint.as_directory() as folder:
-        model = load_model(checkpoint_model(Path(folder)))
-    return score_test(model, config, data, trial_id, epoch)
+        return load_model(checkpoint_model(Path(folder)))
 
 
-def _collect(scores, config, data: PreparedData, out: Path) -> dict[str, Any]:
+def _collect(scores, config: TrialConfig, data: PreparedData, out: TrialFiles) -> dict[str, Any]:
     if isinstance(scores, dict):  # evaluated by an earlier run of this experiment
         return scores
     body, probs = ray.get(scores)
@@ -132,19 +134,12 @@ def _collect(scores, config, data: PreparedData, out: Path) -> dict[str, Any]:
     return body
 
 
-def _keep_winner(trial_id: str, checkpoints: dict[str, Any], ours: Path) -> None:
+def _keep_winner(trial_id: str, checkpoints: dict[str, Any], layout: ExperimentLayout) -> None:
     checkpoint = checkpoints.get(trial_id)
     if checkpoint is None:
         return
-    best = ours / "best"
-    best.mkdir(exist_ok=True)
+    layout.best.mkdir(exist_ok=True)
     with checkpoint.as_directory() as folder:
-        export_archive(Path(folder), best / "model.keras")
-    shutil.copyfile(ours / "trials" / trial_id / "trial_config.json", best / "trial_config.json")
+        export_archive(Path(folder), layout.best_model)
+    shutil.copyfile(layout.trial(trial_id).config, layout.best_config)
 
-
-def one_line(err: BaseException) -> str:
-    if isinstance(err, ray.exceptions.RayTaskError) and getattr(err, "cause", None) is not None:
-        err = err.cause  # the worker's own exception, without the remote traceback Ray wraps around it
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:300]}"

@@ -11,36 +11,33 @@ from typing import Any
 
 import yaml
 
-from polyp_ray.config import JobConfig, to_dict, upgrade_job_record
+from polyp_ray.config import JobConfig, to_dict
 from polyp_ray.errors import ConfigError
-from polyp_ray.typed_yaml import from_mapping
-
-JOB_FILE, SPACE_FILE = "job.yaml", "searchspace.yaml"
+from polyp_ray.experiment import ExperimentLayout
 
 
-def write_provenance(ours: Path, job: JobConfig, space_path: Path, dataset: dict[str, Any], command: str) -> None:
-    ours.mkdir(parents=True, exist_ok=True)
-    (ours / JOB_FILE).write_text(yaml.safe_dump(to_dict(job), sort_keys=False))
-    shutil.copyfile(space_path, ours / SPACE_FILE)
-    (ours / "command.txt").write_text(command + "\n")
-    (ours / "dataset.json").write_text(json.dumps(dataset, indent=1))
-    (ours / "environment.json").write_text(json.dumps(versions(), indent=1))
+def write_provenance(layout: ExperimentLayout, job: JobConfig, space_path: Path, dataset: dict[str, Any],
+                     command: str) -> None:
+    layout.ours.mkdir(parents=True, exist_ok=True)
+    layout.job.write_text(yaml.safe_dump(to_dict(job), sort_keys=False))
+    shutil.copyfile(space_path, layout.space)
+    layout.command.write_text(command + "\n")
+    layout.dataset.write_text(json.dumps(dataset, indent=1))
+    layout.environment.write_text(json.dumps(versions(), indent=1))
 
 
-def check_resume_unchanged(ours: Path, job: JobConfig, space_path: Path) -> bool:
+def check_resume_unchanged(layout: ExperimentLayout, job: JobConfig, space_path: Path) -> bool:
     """Refuse a resume whose job or space differs from the interrupted run's, naming the first key.
 
     A resumed Tuner keeps its scheduler, searcher and trials; only the trainable is rebuilt from the
     job given now, so a changed ``trial.epochs`` would continue on the old cosine schedule (learning rate
     0) and changed trial settings would mix two searches in one table. False when the interrupted run
     left no record to compare with (its driver died before writing it)."""
-    saved_job, saved_space = ours / JOB_FILE, ours / SPACE_FILE
+    saved_job, saved_space = layout.job, layout.space
     if not saved_job.is_file():
         return False
     # Read back through the type, so a key added since that run counts at its default, not as a change.
-    # A record from before trial.epochs replaced max_epochs is read as the job it was.
-    before = to_dict(from_mapping(JobConfig, upgrade_job_record(yaml.safe_load(saved_job.read_text()) or {}),
-                                  str(saved_job)))
+    before = to_dict(layout.read_job())
     now = to_dict(job)
     before.pop("name", None), now.pop("name", None)
     key = _first_difference(before, now)

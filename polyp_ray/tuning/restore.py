@@ -8,20 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
-from polyp_ray.config import JobConfig, upgrade_job_record
-from polyp_ray.data.dataset import prepare_data
+from polyp_ray.config import JobConfig
 from polyp_ray.errors import ConfigError
-from polyp_ray.models.pretrained import needed_weights
-from polyp_ray.models.weights import weights_payload
+from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.searchspace import SearchSpace, load_searchspace
-from polyp_ray.storage import OURS
 from polyp_ray.tuning.cluster import start_ray
-from polyp_ray.tuning.provenance import JOB_FILE, SPACE_FILE
-from polyp_ray.tuning.trainable import make_trainable
-from polyp_ray.typed_yaml import from_mapping, read_yaml
+from polyp_ray.tuning.trainable import build_trainable
 
 
 def restore_tuner(experiment: str | Path, address: str | None = None, resume_errored: bool = True,
@@ -36,20 +30,18 @@ def restore_tuner(experiment: str | Path, address: str | None = None, resume_err
         raise ConfigError(f"restore_tuner: {folder} holds no Tune experiment (tuner.pkl)")
     job, space = recorded_job(folder)
     start_ray(address)
-    sizes = space.possible("image_size", job.trial.image_size)
-    refs = {size: ray.put(prepare_data(job.trial.data, size)) for size in sizes}
-    trainable = make_trainable(job, refs, ray.put(weights_payload(needed_weights(job, space))))
+    trainable = build_trainable(job, space).trainable
     return tune.Tuner.restore(str(folder), trainable=trainable, resume_errored=resume_errored, **restore_options)
 
 
 def recorded_job(folder: Path) -> tuple[JobConfig, SearchSpace]:
     """The resolved job and the space an experiment ran with, as its ``polyp_ray/`` folder recorded them."""
-    ours = folder / OURS
-    if not (ours / JOB_FILE).is_file() or not (ours / SPACE_FILE).is_file():
-        raise ConfigError(f"restore_tuner: {ours} lacks {JOB_FILE} or {SPACE_FILE}: not a polyp-ray experiment")
-    raw = upgrade_job_record(read_yaml(ours / JOB_FILE))  # max_epochs, in a job recorded before trial.epochs
+    layout = ExperimentLayout(folder)
+    if not layout.job.is_file() or not layout.space.is_file():
+        raise ConfigError(f"restore_tuner: {layout.ours} lacks {layout.job.name} or {layout.space.name}: "
+                          "not a polyp-ray experiment")
+    job = layout.read_job()
     # The warm start only seeded the study when the search began; its source may be gone by now.
-    raw.pop("warm_start", None), raw.pop("warm_start_study", None)
-    job = from_mapping(JobConfig, raw, str(ours / JOB_FILE))
-    job.validate(str(ours / JOB_FILE))
-    return job, load_searchspace(ours / SPACE_FILE)
+    job.warm_start = job.warm_start_study = None
+    job.validate(str(layout.job))
+    return job, load_searchspace(layout.space)

@@ -1,7 +1,8 @@
 """run_search: one search from a checked job to the experiment folder and its report.
 
-The dataset is decoded once per image size here, on the driver, and put into Ray's object store:
-every trial on every node reads the same arrays, with no shared filesystem and no second decode.
+The dataset is decoded once per image size on the driver and put into Ray's object store
+(``build_trainable``): every trial on every node reads the same arrays, with no shared filesystem and
+no second decode.
 """
 
 from __future__ import annotations
@@ -12,23 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import ray
 from ray import tune
 
 from polyp_ray.config import JobConfig
-from polyp_ray.data.dataset import describe, prepare_data
+from polyp_ray.data.dataset import describe
 from polyp_ray.data.external import describe_external
-from polyp_ray.errors import ConfigError
+from polyp_ray.errors import ConfigError, one_line
 from polyp_ray.metrics import METRICS
-from polyp_ray.models.pretrained import needed_weights
-from polyp_ray.models.weights import weights_payload
 from polyp_ray.searchspace import SearchSpace
-from polyp_ray.storage import OURS, ExperimentStore, locate
+from polyp_ray.storage import ExperimentStore, locate
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
-from polyp_ray.tuning.finish import one_line, summarise_trials
+from polyp_ray.tuning.finish import summarise_trials
 from polyp_ray.tuning.generalise import generalise
+from polyp_ray.tuning.interrupt import snapshot_on_signal
 from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
-from polyp_ray.tuning.trainable import make_trainable
+from polyp_ray.tuning.trainable import build_trainable
 from polyp_ray.tuning.tuner import new_tuner
 
 
@@ -41,6 +40,7 @@ class SearchOptions:
     name: str | None = None
     resume: bool = False
     verbose: bool = False
+    min_nodes: int = 1  # with address: wait until this many Ray nodes have joined (a Slurm job's)
 
 
 def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> ExperimentStore:
@@ -51,41 +51,40 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     external = describe_external(job.trial.data)  # ... and a bad external test set
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
                         job.trial.data.resolved_cache_dir())
-    ours = experiment.local / OURS
+    layout = experiment.layout
     if options.resume:
         if not tune.Tuner.can_restore(experiment.uri):
             raise ConfigError(f"--resume: {experiment.uri} holds no experiment to resume")
-        if not check_resume_unchanged(ours, job, space_path):
-            print(f"warning: {ours} has no record of the interrupted run's job; resuming it unchecked",
+        if not check_resume_unchanged(layout, job, space_path):
+            print(f"warning: {layout.ours} has no record of the interrupted run's job; resuming it unchecked",
                   file=sys.stderr)
     elif experiment.exists():
         raise ConfigError(f"--name: {experiment.uri} already exists; pass --resume to finish it, or another --name")
-    start_ray(options.address, options.verbose)
+    start_ray(options.address, options.verbose, options.min_nodes)
     if not options.address:
         check_local_resources(job)
-    sizes = space.possible("image_size", job.trial.image_size)
-    prepared = {size: prepare_data(job.trial.data, size, described) for size in sizes}
-    refs = {size: ray.put(data) for size, data in prepared.items()}
-    # Weights fetched once, here, travel to every node with the data instead of each trial downloading them.
-    trainable = make_trainable(job, refs, ray.put(weights_payload(needed_weights(job, space))))
+    built = build_trainable(job, space, described)
     if options.resume:
         print(f"resuming {experiment.uri}", flush=True)
-        tuner = tune.Tuner.restore(experiment.uri, trainable=trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(experiment.uri, trainable=built.trainable, resume_errored=True)
     else:
-        tuner = new_tuner(job, space, trainable, experiment.name, experiment.storage)
-        write_provenance(ours, job, space_path, described.info.to_json(), options.command)
+        tuner = new_tuner(job, space, built.trainable, experiment)
+        write_provenance(layout, job, space_path, described.info.to_json(), options.command)
     started = time.time()
-    results = tuner.fit()
+    with snapshot_on_signal() as stop:
+        results = tuner.fit()
+    if stop.requested:
+        raise KeyboardInterrupt  # the CLI's line: "interrupted; resume with --resume"
     print(f"search finished in {time.time() - started:.0f} s; "
           "evaluating each trial's best checkpoint on the test split", flush=True)
-    table, checkpoints = summarise_trials(results, job, prepared, refs, ours)
+    table, checkpoints = summarise_trials(results, job, built.prepared, built.refs, layout)
     _print_table(table, job.metric)
     try:
-        generalise(table, checkpoints, job, prepared, external, ours)
+        generalise(table, checkpoints, job, built.prepared, external, layout)
     except Exception as err:  # noqa: BLE001 - the search's results stand without this extra scoring
         print(f"warning: scoring the winner and the ensemble on the test and external sets failed: "
               f"{one_line(err)}", file=sys.stderr, flush=True)
-    experiment.publish(OURS)
+    experiment.publish()
     experiment.mirror_results()
     print(f"experiment: {experiment.uri}")
     return experiment

@@ -24,24 +24,19 @@ from ray.air.constants import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 from polyp_ray.config import JobConfig, to_dict
-from polyp_ray.errors import ConfigError
+from polyp_ray.errors import ConfigError, one_line
+from polyp_ray.experiment import ExperimentLayout, recorded_epochs
 from polyp_ray.searchspace import SearchSpace
-from polyp_ray.storage import OURS, locate
+from polyp_ray.storage import ExperimentStore
 from polyp_ray.tuning.trainable import score_key
 
-DB_FILE, RECORD_FILE = "optuna.db", "optuna.json"
 ATTR = "polyp_ray"  # the study's user attribute recording what its values mean (metric, mode, fixed settings)
 # Trial settings that do not change a trial's score, so an earlier trial counts whatever they were.
 NOT_SCORED = {"output_dir", "num_predictions", "evaluate_test", "cpu_threads", "epochs", "data"}
 
 
-def experiment_folder(job: JobConfig, storage: str, name: str) -> Path:
-    """The experiment's local folder (its local mirror when ``storage`` is a URI), as run_search places it."""
-    return locate(storage, job.name, name, False, job.trial.data.resolved_cache_dir()).local
-
-
-def study_url(job: JobConfig, folder: Path) -> str:
-    return job.optuna_storage or f"sqlite:///{folder / OURS / DB_FILE}"
+def study_url(job: JobConfig, layout: ExperimentLayout) -> str:
+    return job.optuna_storage or f"sqlite:///{layout.optuna_db}"
 
 
 def shown(url: str) -> str:
@@ -63,8 +58,7 @@ def open_storage(url: str, key: str) -> optuna.storages.RDBStorage:
         raise ConfigError(f"{key}: {shown(url)}: its database driver is not installed ({missing}); for "
                           "PostgreSQL (SQLAlchemy 2.1 uses psycopg 3): pip install 'psycopg[binary]'") from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs and dead servers
-        text = " ".join(str(err).split())[:300]
-        raise ConfigError(f"{key}: cannot open {shown(url)} ({type(err).__name__}: {text})") from None
+        raise ConfigError(f"{key}: cannot open {shown(url)} ({one_line(err)})") from None
 
 
 class PersistentOptunaSearch(OptunaSearch):
@@ -95,15 +89,15 @@ def fail_orphans(study: optuna.Study, known: set[int]) -> list[int]:
     return orphans
 
 
-def new_searcher(job: JobConfig, space: SearchSpace, name: str, storage: str) -> PersistentOptunaSearch:
+def new_searcher(job: JobConfig, space: SearchSpace, experiment: ExperimentStore) -> PersistentOptunaSearch:
     """The searcher of a new search: its study created (named after the experiment), described, and
     seeded with the warm-start trials, before OptunaSearch loads it."""
     # Everything that can refuse the job (warm start, an unreachable database) before anything is written.
     warm, source = warm_start_trials(job, space) if job.warm_start else ([], "")
-    folder = experiment_folder(job, storage, name)
-    url = study_url(job, folder)
+    name, layout = experiment.name, experiment.layout
+    url = study_url(job, layout)
     if job.optuna_storage is None:
-        (folder / OURS).mkdir(parents=True, exist_ok=True)
+        layout.ours.mkdir(parents=True, exist_ok=True)
     rdb = open_storage(url, "optuna_storage")
     direction = StudyDirection.MAXIMIZE if job.mode == "max" else StudyDirection.MINIMIZE
     study = _quietly(lambda: optuna.create_study(storage=rdb, study_name=name, direction=direction,
@@ -114,8 +108,8 @@ def new_searcher(job: JobConfig, space: SearchSpace, name: str, storage: str) ->
     if warm:
         study.add_trials(warm)
         print(f"warm start: {len(warm)} finished trials of {source}", flush=True)
-    (folder / OURS).mkdir(parents=True, exist_ok=True)
-    (folder / OURS / RECORD_FILE).write_text(json.dumps({"storage": url, "study_name": name}, indent=1))
+    layout.ours.mkdir(parents=True, exist_ok=True)
+    layout.optuna_record.write_text(json.dumps({"storage": url, "study_name": name}, indent=1))
     print(f"Optuna study {name!r} in {shown(url)} (open it with: optuna-dashboard {shown(url)})", flush=True)
     sampler = optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=min(10, max(2, job.num_samples // 3)))
     return PersistentOptunaSearch(space.define_by_run, metric=score_key(job.metric), mode=job.mode,
@@ -143,8 +137,8 @@ def warm_start_trials(job: JobConfig, space: SearchSpace) -> tuple[list[FrozenTr
         if info and info.get(key) != now[key]:
             raise ConfigError(f"warm_start: study {name!r} ranked trials by {key} {info.get(key)!r}, this job by "
                               f"{now[key]!r}; its values cannot seed this search")
-    if info and "epochs" not in info:  # described before trial.epochs replaced max_epochs
-        info = {**info, "epochs": info.get("max_epochs")}
+    if info:  # described before trial.epochs replaced max_epochs, too
+        info = {**info, "epochs": recorded_epochs(info)}
     for key in ("epochs", "data"):
         if info and info.get(key) != now[key]:
             print(f"warning: warm_start: study {name!r} had another {key}; its scores are used as they are",
@@ -204,12 +198,13 @@ def _representable(distribution: optuna.distributions.BaseDistribution, value: A
 def _warm_source(source: str, study: str | None) -> tuple[str, str]:
     """(storage URL, study name) of a warm start: an experiment folder or a storage URL."""
     if "://" not in source:
-        ours = Path(source).expanduser().resolve() / OURS
-        record = json.loads((ours / RECORD_FILE).read_text()) if (ours / RECORD_FILE).is_file() else {}
+        layout = ExperimentLayout(Path(source).expanduser().resolve())
+        record = json.loads(layout.optuna_record.read_text()) if layout.optuna_record.is_file() else {}
         # The folder's own database wins over the recorded URL: the folder may have been moved or copied.
-        url = f"sqlite:///{ours / DB_FILE}" if (ours / DB_FILE).is_file() else record.get("storage")
+        url = f"sqlite:///{layout.optuna_db}" if layout.optuna_db.is_file() else record.get("storage")
         if url is None:
-            raise ConfigError(f"warm_start: {source} holds no Optuna study ({ours / DB_FILE} or {RECORD_FILE})")
+            raise ConfigError(f"warm_start: {source} holds no Optuna study ({layout.optuna_db} or "
+                              f"{layout.optuna_record.name})")
         return url, study or record.get("study_name") or _only_study(url)
     return source, study or _only_study(source)
 

@@ -13,43 +13,67 @@ import json
 import math
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
 
-from polyp_ray.config import JobConfig, to_dict
+from polyp_ray.config import JobConfig, TrialConfig, with_sampled
+from polyp_ray.data.dataset import Described, PreparedData, prepare_data
+from polyp_ray.models.pretrained import needed_weights
+from polyp_ray.models.weights import weights_payload
+from polyp_ray.searchspace import SearchSpace
 
 
 def score_key(metric: str) -> str:
     return f"best_{metric}"
 
 
-def make_trainable(job: JobConfig, refs: dict[int, Any], weights: Any = None):
-    """``refs``: the decoded dataset per image size; ``weights``: the pretrained weight files the space
-    may need ({file name: bytes}, or its object ref), fetched once by the driver."""
+@dataclass(frozen=True)
+class Trainable:
+    """The Tune trainable of a job, with the data it was given: decoded once per image size the space
+    can sample, on the driver, and put into Ray's object store (``refs``) for every trial on every node."""
+
+    trainable: Any
+    prepared: dict[int, PreparedData]
+    refs: dict[int, Any]
+
+
+def build_trainable(job: JobConfig, space: SearchSpace, dataset: Described | None = None) -> Trainable:
+    """The one place a search (run_search) and a restored one (restore_tuner) get their trainable.
+    ``dataset``: the job's data as ``describe`` already found it (checked once), or None to describe it."""
+    sizes = space.possible("image_size", job.trial.image_size)
+    prepared = {size: prepare_data(job.trial.data, size, dataset) for size in sizes}
+    refs = {size: ray.put(data) for size, data in prepared.items()}
+    # Weights fetched once, here, travel to every node with the data instead of each trial downloading them.
+    weights = ray.put(weights_payload(needed_weights(job, space)))
     resources = {"cpu": job.resources.cpu, "gpu": job.resources.gpu}
-    with_data = tune.with_parameters(tune_trial, base=to_dict(job.trial), refs=refs, resources=resources,
+    with_data = tune.with_parameters(tune_trial, base=job.trial, refs=refs, resources=resources,
                                      metric=job.metric, mode=job.mode, weights=weights)
-    return tune.with_resources(with_data, resources)
+    return Trainable(tune.with_resources(with_data, resources), prepared, refs)
 
 
-def tune_trial(params: dict[str, Any], base: dict[str, Any], refs: dict, resources: dict,
+def tune_trial(params: dict[str, Any], base: TrialConfig, refs: dict, resources: dict,
                metric: str = "val_dice", mode: str = "max", weights: Any = None) -> None:
     """One Tune trial (runs in a Ray worker process): ``base``, the job's trial settings (its epochs
-    included), under the sampled ``params``."""
-    from polyp_ray.config import trial_from_dict
+    included; a TrialConfig pickles as it is), under the sampled ``params``."""
     from polyp_ray.models.weights import install_payload
     from polyp_ray.trial import run_trial
 
     if weights is not None:  # into this node's Keras cache, where the encoder looks (skipped when there)
         install_payload(ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights)
 
-    merged = {**base, **params, "evaluate_test": False,
-              "cpu_threads": max(1, int(resources["cpu"]))}
-    config = trial_from_dict(merged, "trial params")
+    config = trial_settings(base, params, resources)
     run_trial(config, TuneReporter(resources, metric, mode), ray.get(refs[config.image_size]))
+
+
+def trial_settings(base: TrialConfig, params: dict[str, Any], resources: dict[str, float]) -> TrialConfig:
+    """A search's trial: ``base`` under ``params``, its threads its CPU share, its test scored afterwards
+    by the driver (finish.py) rather than by the trial."""
+    return with_sampled(base, params, "trial params", evaluate_test=False,
+                        cpu_threads=max(1, int(resources["cpu"])))
 
 
 def running_best(previous: float | None, value: float, mode: str) -> float:

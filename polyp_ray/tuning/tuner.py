@@ -13,18 +13,18 @@ from ray.tune.search import ConcurrencyLimiter
 
 from polyp_ray.config import JobConfig
 from polyp_ray.errors import ConfigError
+from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.searchspace import SearchSpace
-from polyp_ray.storage import OURS
-from polyp_ray.tuning.study import experiment_folder, new_searcher
+from polyp_ray.storage import ExperimentStore
+from polyp_ray.tuning.study import new_searcher
 from polyp_ray.tuning.trainable import score_key
 
-MLRUNS = "mlruns"  # the default MLflow store, under the experiment's polyp_ray/ (uploaded with it)
 
-
-def new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage: str) -> tune.Tuner:
+def new_tuner(job: JobConfig, space: SearchSpace, trainable, experiment: ExperimentStore) -> tune.Tuner:
     score = score_key(job.metric)  # the trial's best epoch so far: what ASHA compares and TPE learns
-    searcher = new_searcher(job, space, name, storage)
-    callbacks = tune_callbacks(job, experiment_folder(job, storage, name), name)
+    name, storage = experiment.name, experiment.storage
+    searcher = new_searcher(job, space, experiment)
+    callbacks = tune_callbacks(job, experiment.layout, name)
     scheduler = ASHAScheduler(time_attr="epoch", max_t=job.epochs, grace_period=job.grace_period,
                               reduction_factor=job.reduction_factor)
     return tune.Tuner(
@@ -57,21 +57,22 @@ def new_tuner(job: JobConfig, space: SearchSpace, trainable, name: str, storage:
     )
 
 
-def mlflow_uri(job: JobConfig, folder: Path) -> str:
-    """The job's tracking URI, or SQLite under the experiment (MLflow 3 refuses a plain ./mlruns file store)."""
-    return job.mlflow_tracking_uri or f"sqlite:///{folder / OURS / MLRUNS / 'mlflow.db'}"
+def mlflow_uri(job: JobConfig, layout: ExperimentLayout) -> str:
+    """The job's tracking URI, or SQLite under the experiment (MLflow 3 refuses a plain ./mlruns file store);
+    under the experiment's polyp_ray/, it is uploaded with it."""
+    return job.mlflow_tracking_uri or f"sqlite:///{layout.mlflow_db}"
 
 
-def tune_callbacks(job: JobConfig, folder: Path, name: str) -> list[Any]:
+def tune_callbacks(job: JobConfig, layout: ExperimentLayout, name: str) -> list[Any]:
     if "mlflow" not in job.callbacks:
         return []
     if importlib.util.find_spec("mlflow") is None:  # Ray imports it only when the first trial starts
         raise ConfigError("callbacks: mlflow needs the mlflow package: pip install mlflow-skinny (or mlflow)")
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    uri = mlflow_uri(job, folder)
+    uri = mlflow_uri(job, layout)
     if job.mlflow_tracking_uri is None:
-        _local_mlflow_experiment(uri, job.name, folder / OURS / MLRUNS / "artifacts")
+        _local_mlflow_experiment(uri, job.name, layout.mlflow_artifacts)
     # One MLflow experiment per job, one run per trial; the tag tells this search's runs from earlier ones.
     return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=job.name,
                                  tags={"polyp_ray.experiment": name, "polyp_ray.job": job.name})]

@@ -34,6 +34,7 @@ def test_a_failed_scoring_marks_its_trial_and_the_rest_carry_on(tmp_path: Path) 
     import ray
     from ray import tune
 
+    from polyp_ray.experiment import ExperimentLayout
     from polyp_ray.models import build_model
     from polyp_ray.models.saving import save_checkpoint_model
     from polyp_ray.tuning.finish import summarise_trials
@@ -53,16 +54,17 @@ def test_a_failed_scoring_marks_its_trial_and_the_rest_carry_on(tmp_path: Path) 
         refs = {32: ray.put(prepared[32])}
         results = [FakeResult("bad", tune.Checkpoint.from_directory(str(broken)), 0.9),
                    FakeResult("ok", tune.Checkpoint.from_directory(str(good)), 0.5)]
-        table, _ = summarise_trials(results, job, prepared, refs, tmp_path / "ours")
+        layout = ExperimentLayout(tmp_path)
+        table, _ = summarise_trials(results, job, prepared, refs, layout)
     finally:
         ray.shutdown()
     rows = table.set_index("trial_id")
     assert isinstance(rows.loc["bad", "test_error"], str) and rows.loc["bad", "test_error"]
     assert pd.isna(rows.loc["bad", "test_dice"])
     assert pd.isna(rows.loc["ok", "test_error"]) and 0 <= rows.loc["ok", "test_dice"] <= 1
-    assert (tmp_path / "ours" / "trials.csv").is_file()
-    assert (tmp_path / "ours" / "trials" / "ok" / "test_metrics.json").is_file()
+    assert layout.trials_table.is_file()
+    assert layout.trial("ok").test_metrics.is_file()
     # The best trial by validation could not be loaded: the winner is the best one that could.
     from polyp_ray.models.saving import load_model
 
-    assert load_model(tmp_path / "ours" / "best" / "model.keras").count_params() > 0
+    assert load_model(layout.best_model).count_params() > 0

@@ -6,14 +6,15 @@ import pytest
 
 from polyp_ray.config import load_job_config
 from polyp_ray.errors import ConfigError
+from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
 from tests.conftest import write_job
 
 
-def _recorded(tmp_path: Path) -> tuple[Path, Path]:
+def _recorded(tmp_path: Path) -> tuple[Path, ExperimentLayout]:
     job_path = write_job(tmp_path, "r", tmp_path / "exp")
     job, space_path = load_job_config(job_path)
-    ours = tmp_path / "exp" / "r-1" / "polyp_ray"
+    ours = ExperimentLayout(tmp_path / "exp" / "r-1")
     write_provenance(ours, job, space_path, {"n_pairs": 1}, "python -m polyp_ray.search")
     return job_path, ours
 
@@ -47,12 +48,12 @@ def test_a_changed_space_is_refused(tmp_path: Path) -> None:
 def test_no_record_means_unchecked(tmp_path: Path) -> None:
     job_path = write_job(tmp_path, "r", tmp_path / "exp")
     job, space_path = load_job_config(job_path)
-    assert not check_resume_unchanged(tmp_path / "nothing", job, space_path)
+    assert not check_resume_unchanged(ExperimentLayout(tmp_path / "nothing"), job, space_path)
 
 
 def test_a_key_added_since_the_run_counts_at_its_default(tmp_path: Path) -> None:
     job_path, ours = _recorded(tmp_path)
-    saved = ours / "job.yaml"
+    saved = ours.job
     saved.write_text(saved.read_text().replace("keep_checkpoints: 2\n", ""))  # as an older version wrote it
     assert "keep_checkpoints" not in saved.read_text()
     job, space_path = load_job_config(job_path)
@@ -63,7 +64,7 @@ def test_a_job_recorded_with_max_epochs_resumes_as_the_job_it_was(tmp_path: Path
     import yaml
 
     job_path, ours = _recorded(tmp_path)
-    saved = ours / "job.yaml"
+    saved = ours.job
     old = yaml.safe_load(saved.read_text())
     old["max_epochs"] = old["trial"].pop("epochs")  # as written before trial.epochs replaced max_epochs,
     old["trial"]["epochs"] = 10  # ... whose trial.epochs was unused

@@ -14,10 +14,11 @@ from optuna.trial import TrialState, create_trial
 
 from polyp_ray.config import load_job_config
 from polyp_ray.errors import ConfigError
+from polyp_ray.experiment import OPTUNA_DB as DB_FILE
 from polyp_ray.searchspace import load_searchspace
+from polyp_ray.storage import ExperimentStore
 from polyp_ray.tuning.study import (
     ATTR,
-    DB_FILE,
     PersistentOptunaSearch,
     describe,
     fail_orphans,
@@ -31,6 +32,10 @@ from tests.conftest import write_job
 
 OLD_SPACE = "model: {choices: [unet]}\nlearning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n"
 WIDE_SPACE = "model: {choices: [unet, encoder_decoder]}\nlearning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}\n"
+
+
+def _store(storage: Path, name: str) -> ExperimentStore:
+    return ExperimentStore(str(storage), name, storage / name)
 
 
 def _job(folder: Path, space: str = WIDE_SPACE, **settings: object):
@@ -88,7 +93,7 @@ def test_warm_start_reads_the_finished_trials_of_an_earlier_experiment(tmp_path:
     assert sorted(t.value for t in trials) == [0.6, 0.7]  # the failed one is not a result
     assert "earlier-run" in source
     assert {t.user_attrs["warm_start_from"] for t in trials} == {"earlier-run#0", "earlier-run#1"}
-    searcher = new_searcher(job, space, "new-run", str(tmp_path / "exp"))
+    searcher = new_searcher(job, space, _store(tmp_path / "exp", "new-run"))
     study = optuna.load_study(study_name="new-run", storage=f"sqlite:///{tmp_path / 'exp/new-run/polyp_ray' / DB_FILE}")
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
     assert study.user_attrs[ATTR]["metric"] == score_key("val_dice")
@@ -131,7 +136,7 @@ def test_a_storage_url_with_several_studies_needs_warm_start_study(tmp_path: Pat
 
 def test_a_resumed_searcher_closes_the_trials_the_killed_driver_left_running(tmp_path: Path) -> None:
     job, space = _job(tmp_path)
-    searcher = new_searcher(job, space, "run", str(tmp_path / "exp"))
+    searcher = new_searcher(job, space, _store(tmp_path / "exp", "run"))
     assert searcher.suggest("tune-1") and searcher.suggest("tune-2")
     searcher.on_trial_complete("tune-1", {score_key("val_dice"): 0.4})
     searcher.save(str(tmp_path / "searcher.pkl"))  # Tune's experiment checkpoint
@@ -152,9 +157,9 @@ def test_a_resumed_searcher_closes_the_trials_the_killed_driver_left_running(tmp
 
 def test_a_second_search_under_the_same_study_name_is_refused(tmp_path: Path) -> None:
     job, space = _job(tmp_path, optuna_storage=f"sqlite:///{tmp_path / 'team.db'}")
-    new_searcher(job, space, "run", str(tmp_path / "exp")).suggest("t")
+    new_searcher(job, space, _store(tmp_path / "exp", "run")).suggest("t")
     with pytest.raises(ConfigError, match=r"^optuna_storage: .*already holds a study named 'run'"):
-        new_searcher(job, space, "run", str(tmp_path / "exp2"))
+        new_searcher(job, space, _store(tmp_path / "exp2", "run"))
 
 
 def test_an_unreachable_team_database_is_one_line_naming_the_key() -> None:

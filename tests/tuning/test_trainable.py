@@ -35,3 +35,24 @@ def test_optuna_is_told_the_best_epoch_not_the_last(tmp_path: Path) -> None:
     searcher.on_trial_complete("t1", result=last_report)
     finished = [t for t in searcher._ot_study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert [t.value for t in finished] == [0.8]
+
+
+def test_a_trial_is_the_jobs_typed_settings_under_the_sampled_point() -> None:
+    import pytest
+
+    from polyp_ray.config import TrialConfig
+    from polyp_ray.errors import ConfigError
+    from polyp_ray.tuning.trainable import trial_settings
+
+    base = TrialConfig(epochs=3, base_width=4)
+    config = trial_settings(base, {"aug_strength": 1, "model": "encoder_decoder"}, {"cpu": 2.0, "gpu": 0.0})
+    assert isinstance(config, TrialConfig) and config.model == "encoder_decoder" and config.epochs == 3
+    assert isinstance(config.aug_strength, float)  # an int where a float goes is coerced, then checked:
+    with pytest.raises(ConfigError, match="trial params: learning_rate: must be in"):
+        trial_settings(base, {"learning_rate": 2}, {"cpu": 1.0})
+    assert (config.cpu_threads, config.evaluate_test) == (2, False)
+    assert base.model == "unet" and base.cpu_threads == 0  # the job's own settings are left as they were
+    with pytest.raises(ConfigError, match=r"trial params: epochs: unknown key"):  # a run setting is never sampled
+        trial_settings(base, {"epochs": 9}, {"cpu": 1.0})
+    with pytest.raises(ConfigError, match=r"trial params: batch_size: expected int"):
+        trial_settings(base, {"batch_size": "8"}, {"cpu": 1.0})

@@ -1,0 +1,140 @@
+"""``python -m polyp_ray.slurm`` against a real Slurm: munged, slurmctld and slurmd on 127.0.0.1 (a
+one-node cluster of this machine's CPUs, tests/launch/slurm_cluster.py), started here and stopped by
+process id. A two-task job runs a tiny search to its report through a Ray head (the batch step) and a
+Ray worker (an srun step); a second job is scancelled mid-search and resubmitted with --resume to
+completion; after each, nothing of the job's Ray is left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import write_job
+from tests.launch import slurm_cluster
+from tests.launch.slurm_cluster import SlurmCluster
+from tests.ray_nodes import RAY
+
+pytestmark = pytest.mark.slow
+
+SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n"
+         "batch_size: {choices: [8]}\nlearning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+
+
+@pytest.fixture(scope="module")
+def slurm() -> Iterator[SlurmCluster]:
+    if (why := slurm_cluster.missing()) is not None:
+        pytest.skip(why)
+    root = Path(f"/tmp/prsl{os.getpid()}")  # short: munge's and Ray's sockets live under it
+    root.mkdir()
+    cluster = SlurmCluster(root)
+    cluster.env.update(POLYP_RAY_NODE_IP="127.0.0.1")  # the jobs' Ray stays on the loopback
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def launch(slurm: SlurmCluster, folder: Path, job: Path, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "polyp_ray.slurm", "--job", str(job), "--nodes", "1",
+                           "--tasks-per-node", "2", "--cpus-per-task", "1", "--time", "10",
+                           "--term-before", "60", "--object-store-gb", "0.2", "--temp-root", str(slurm.root),
+                           "--launch-dir", str(folder / "launch"), *args],
+                          cwd=folder, env=slurm.env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    match = re.search(r"submitted job (\d+)", proc.stdout)
+    assert match, proc.stdout
+    return match.group(1)
+
+
+def output(folder: Path, job_id: str) -> str:
+    path = folder / "launch" / f"slurm-{job_id}.out"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def head_address(folder: Path, job_id: str) -> str:
+    match = re.search(r"ray head at (\S+)", output(folder, job_id))
+    assert match, output(folder, job_id)[-3000:]
+    return match.group(1)
+
+
+def assert_no_ray_left(slurm: SlurmCluster, folder: Path, job_id: str) -> None:
+    """Nothing names the job's temp dir, and the head's address answers nobody."""
+    from polyp_ray.launch.processes import marked
+
+    temp = slurm.root / f"polyp-ray-{job_id}"
+    deadline = time.monotonic() + 30  # Slurm's own SIGKILL comes KillWait (5 s) after its SIGTERM
+    while (left := marked(f"{temp}/")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in left]
+    assert not temp.exists()
+    status = subprocess.run([RAY, "status", f"--address={head_address(folder, job_id)}"], env=slurm.env,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode != 0, status.stdout
+    assert not (folder / "launch" / f"job-{job_id}").exists(), "the job's token was left behind"
+
+
+def node_ids(exp: Path) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for trial in exp.glob("tune_trial_*"):
+        if (trial / "result.json").exists():
+            for line in (trial / "result.json").read_text().splitlines():
+                found.setdefault(trial.name, set()).add(json.loads(line)["node_id"])
+    return found
+
+
+def test_a_two_task_job_runs_a_search_to_its_report_on_a_head_and_an_srun_worker(
+        slurm: SlurmCluster, tmp_path: Path) -> None:
+    job = write_job(tmp_path, "sl", tmp_path / "exp", space=SPACE, num_samples=2, epochs=2, grace_period=2,
+                    data={"synthetic_count": 32})
+    job_id = launch(slurm, tmp_path, job, "--name", "sl-run")
+    state = slurm.wait_job(job_id, 600)
+    log = output(tmp_path, job_id)
+    assert state == "COMPLETED", log[-4000:]
+    assert "ray workers: 1 on" in log and "through srun" in log and "2 Ray nodes joined" in log, log[-3000:]
+    exp = tmp_path / "exp" / "sl-run"
+    table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
+    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"}
+    assert len(set().union(*node_ids(exp).values())) == 2, "the trials did not run on both Ray nodes"
+    report = exp / "polyp_ray" / "report.html"
+    assert report.is_file() and "sl-run" in report.read_text(encoding="utf-8"), log[-3000:]
+    assert_no_ray_left(slurm, tmp_path, job_id)
+
+
+def test_a_cancelled_job_stops_its_ray_and_resumes_to_completion(slurm: SlurmCluster, tmp_path: Path) -> None:
+    job = write_job(tmp_path, "sc", tmp_path / "exp", space=SPACE, num_samples=2, epochs=8, grace_period=8,
+                    data={"synthetic_count": 32})
+    exp = tmp_path / "exp" / "sc-run"
+    first = launch(slurm, tmp_path, job, "--name", "sc-run")
+    deadline = time.monotonic() + 600
+    while not any(node_ids(exp).values()) if exp.exists() else True:
+        assert slurm.job_state(first) in ("PENDING", "RUNNING", "CONFIGURING"), output(tmp_path, first)[-3000:]
+        assert time.monotonic() < deadline, "no trial reported an epoch"
+        time.sleep(0.5)
+    token = tmp_path / "launch" / f"job-{first}" / "auth_token"
+    assert token.stat().st_mode & 0o777 == 0o600 and token.parent.stat().st_mode & 0o777 == 0o700
+    assert slurm.run("scancel", first).returncode == 0
+    assert slurm.wait_job(first, 120) == "CANCELLED"
+    assert_no_ray_left(slurm, tmp_path, first)
+    assert not (exp / "polyp_ray" / "trials.csv").exists()  # cancelled: nothing scored as if finished
+
+    second = launch(slurm, tmp_path, job, "--resume", "--name", "sc-run")
+    state = slurm.wait_job(second, 600)
+    log = output(tmp_path, second)
+    assert state == "COMPLETED", log[-4000:]
+    assert "resuming" in log, log[-3000:]
+    table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
+    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"} and (table["epochs_run"] == 8).all()
+    assert (exp / "polyp_ray" / "report.html").is_file()
+    assert_no_ray_left(slurm, tmp_path, second)
