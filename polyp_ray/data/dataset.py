@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from polyp_ray.config import DataConfig
-from polyp_ray.data.groups import TWIN, cross_split_twins, find_groups
+from polyp_ray.data.groups import TWIN, cross_split_neighbours, cross_split_twins, find_groups
 from polyp_ray.data.layouts import Pair, discover_pairs
 from polyp_ray.data.split import csv_groups, split_stems
 from polyp_ray.data.synthetic import synthetic_dataset
@@ -46,6 +46,7 @@ class DatasetInfo:
     largest_group: int = 0
     groups: dict[str, str] = field(default_factory=dict)  # stem -> group name
     cross_split_twins: list[dict] = field(default_factory=list)  # val/test images with a twin in training
+    cross_split_neighbours: list[dict] = field(default_factory=list)  # val/test frames, next frame in training
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -72,6 +73,13 @@ class DatasetInfo:
         if len(self.cross_split_twins) > SHOWN_TWINS:
             lines.append(f"... and {len(self.cross_split_twins) - SHOWN_TWINS} more val/test images with a "
                          "near-duplicate in training (the experiment's dataset record lists all: cross_split_twins)")
+        lines += [f"{t['split']} frame {t['stem']} has its video neighbour in training: frame {t['train_stem']} "
+                  f"(the next exported frame, same scene: correlation {t['similarity']:.3f})"
+                  for t in self.cross_split_neighbours[:SHOWN_TWINS]]
+        if len(self.cross_split_neighbours) > SHOWN_TWINS:
+            lines.append(f"... and {len(self.cross_split_neighbours) - SHOWN_TWINS} more val/test frames with their "
+                         "video neighbour in training (the experiment's dataset record lists all: "
+                         "cross_split_neighbours)")
         if self.largest_group > self.n_pairs / 2:
             lines.append(f"one group holds {self.largest_group} of {self.n_pairs} pairs ({self.group_source}): "
                          "the split cannot be balanced; check data.groups_csv or set data.group_near_duplicates: false")
@@ -143,7 +151,8 @@ def _describe(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
     info = DatasetInfo(str(root), layout.name, len(pairs), sha256, config.split_seed, split, config.groups_csv,
                        source, len(sizes), max(sizes.values(), default=0),
                        dict(zip(stems, groups, strict=True)) if groups else {},
-                       cross_split_twins(split, stems, checked.thumbs))
+                       cross_split_twins(split, stems, checked.thumbs),
+                       cross_split_neighbours(split, stems, checked.thumbs))
     return info, pairs, checked
 
 

@@ -8,10 +8,17 @@ in, that shared octagon alone lifts unrelated CVC-ClinicDB frames above 0.95).
 
 - near-twins: correlation > ``TWIN`` (0.95), joined transitively (union-find);
 - video frames: where every stem is a whole number (CVC-ClinicDB, CVC-ColonDB, ETIS, GIANA, the
-  numbering follows the recording), frames n and n+1 are joined when they are more alike than two
-  unrelated frames of the dataset typically are (correlation > ``FRAME_LINK`` after removing the
+  numbering follows the recording), each frame is joined to the next one in number order, whatever
+  the step (users export every 2nd or 5th frame: 1, 3, 5 or 0, 5, 10), when they are more alike than
+  two unrelated frames of the dataset typically are (correlation > ``FRAME_LINK`` after removing the
   dataset's mean thumbnail, which puts unrelated pairs around 0). A cut to another scene falls
   below that and starts a new group; camera motion inside a sequence mostly does not.
+
+  That low bar is only safe where the numbering does follow a recording, so it is first checked on
+  the whole set (``numbered_like_video``): the median correlation of number-order neighbours must
+  exceed the 75th percentile of that of pairs drawn at random. Unrelated images that merely have
+  numeric names fail it (their neighbours are as alike as random pairs) and are never joined by
+  number; CVC-ClinicDB passes it with every 1st to every 10th frame kept (bench/bench_groups.py).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from PIL import Image
 THUMB = 32
 TWIN = 0.95
 FRAME_LINK = 0.0
+VIDEO_QUANTILE = 0.75  # neighbours' median correlation must beat this quantile of random pairs'
+NULL_PAIRS = 20000  # random pairs drawn for that comparison (seeded)
 FIXED_FRAME_GREY = 20  # a thumbnail pixel whose median over the dataset is this dark is the scope's frame
 BLOCK = 1024  # rows per block of the similarity matrix: memory stays ~4 MB x N
 
@@ -66,6 +75,29 @@ def frame_numbers(stems: list[str]) -> list[int] | None:
     return [int(s) for s in stems]
 
 
+def video_neighbours(stems: list[str], thumbs: np.ndarray) -> list[tuple[int, int, float]]:
+    """(i, j, correlation) for each frame i and the next exported frame j (next in number order) that
+    look alike (correlation > ``FRAME_LINK``), where the stems number a recording; else []."""
+    numbers = frame_numbers(stems)
+    if numbers is None or len(stems) < 3:
+        return []
+    order = sorted(range(len(stems)), key=lambda i: (numbers[i], stems[i]))
+    scenes = standardised(thumbs, remove_mean=True)
+    following = np.einsum("ij,ij->i", scenes[order[:-1]], scenes[order[1:]])
+    if not numbered_like_video(scenes, following):
+        return []
+    return [(order[k], order[k + 1], float(r)) for k, r in enumerate(following) if r > FRAME_LINK]
+
+
+def numbered_like_video(scenes: np.ndarray, following: np.ndarray) -> bool:
+    """Whether number-order neighbours are far more alike than random pairs (see the module's notes)."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, len(scenes), NULL_PAIRS)
+    b = (a + rng.integers(2, len(scenes), NULL_PAIRS)) % len(scenes)  # never a frame with itself
+    random_pairs = np.einsum("ij,ij->i", scenes[a], scenes[b])
+    return bool(np.median(following) > np.quantile(random_pairs, VIDEO_QUANTILE))
+
+
 def find_groups(stems: list[str], thumbs: np.ndarray) -> tuple[list[str], str]:
     """A group name per stem (its group's first stem) and how the groups were found."""
     parent = list(range(len(stems)))
@@ -84,20 +116,29 @@ def find_groups(stems: list[str], thumbs: np.ndarray) -> tuple[list[str], str]:
         if i < j:
             join(i, j)
     source = "near-duplicates"
-    numbers = frame_numbers(stems)
-    if numbers is not None:
+    links = video_neighbours(stems, thumbs)
+    if links:
         source = "near-duplicates + consecutive frames"
-        scenes = standardised(thumbs, remove_mean=True)
-        where = {n: i for i, n in enumerate(numbers)}
-        for i, n in enumerate(numbers):
-            following = where.get(n + 1)
-            if following is not None and float(scenes[i] @ scenes[following]) > FRAME_LINK:
-                join(i, following)
+        for i, j, _ in links:
+            join(i, j)
     members: dict[int, list[str]] = {}
     for i, stem in enumerate(stems):
         members.setdefault(root(i), []).append(stem)
     name = {r: min(group, key=_stem_order) for r, group in members.items()}
     return [name[root(i)] for i in range(len(stems))], source
+
+
+def cross_split_neighbours(split: dict[str, list[str]], stems: list[str], thumbs: np.ndarray) -> list[dict]:
+    """Every val/test frame whose video neighbour (the previous or next exported frame, alike enough
+    to be joined by ``find_groups``) is in training, with the more alike of the two."""
+    where = {s: name for name, members in split.items() for s in members}
+    best: dict[str, tuple[str, float]] = {}
+    for i, j, r in video_neighbours(stems, thumbs):
+        for held, other in ((stems[i], stems[j]), (stems[j], stems[i])):
+            if where.get(held) in ("val", "test") and where.get(other) == "train" and r > best.get(held, ("", -2.0))[1]:
+                best[held] = (other, r)
+    return [{"stem": s, "split": where[s], "train_stem": t, "similarity": round(r, 4)}
+            for s, (t, r) in sorted(best.items(), key=lambda item: _stem_order(item[0]))]
 
 
 def cross_split_twins(split: dict[str, list[str]], stems: list[str], thumbs: np.ndarray) -> list[dict]:

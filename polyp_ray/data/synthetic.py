@@ -32,29 +32,33 @@ def synthetic_dataset(cache_dir: Path, count: int = 120, seed: int = 0) -> Path:
 
 
 def synthetic_video_dataset(cache_dir: Path, sequences: int = 6, frames: int = 8, seed: int = 0,
-                            step: int = 3) -> Path:
+                            step: int = 3, every: int = 1) -> Path:
     """A synthetic video set in the CVC-ClinicDB layout: ``sequences`` scenes, each filmed as ``frames``
     consecutive frames by a camera panning ``step`` pixels per frame; stems are frame numbers 1..N.
+    ``every`` > 1 exports only every such frame (``frames`` of them per scene), as users often do:
+    stems 1, 3, 5, ... for 2, and 0, 5, 10, ... (numbered from 0) for the others.
 
     Neighbouring frames are near-duplicates and a scene's first and last frames are less alike, as
     in real colonoscopy videos: what leaks across a random split, for the grouping tests.
     """
-    root = Path(cache_dir) / f"synthetic-video-{sequences}x{frames}-s{seed}-p{step}"
+    exported = f"-e{every}" if every > 1 else ""
+    root = Path(cache_dir) / f"synthetic-video-{sequences}x{frames}-s{seed}-p{step}{exported}"
     width, height = 160, 128
 
     def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         rng = np.random.default_rng(seed)
-        number = 0
+        number = (1 if every <= 2 else 0) - every  # so the first stem is 1 (every 1st, 2nd frame) or 0
         for _ in range(sequences):
-            pan = step * (frames - 1)
+            pan = step * every * (frames - 1)
             scene, scene_mask = synthetic_pair(rng, width + pan, height + pan)
             direction = rng.choice([-1, 1], 2)
             for k in range(frames):
-                x = k * step if direction[0] > 0 else pan - k * step
-                y = k * step if direction[1] > 0 else pan - k * step
+                shift = k * step * every
+                x = shift if direction[0] > 0 else pan - shift
+                y = shift if direction[1] > 0 else pan - shift
                 noise = rng.normal(0, 4, (height, width, 3))  # a new sensor noise every frame
                 frame = np.clip(scene[y:y + height, x:x + width] + noise, 0, 255).astype(np.uint8)
-                number += 1
+                number += every
                 yield str(number), frame, scene_mask[y:y + height, x:x + width]
 
     return _written(root, "Original", "Ground Truth", pairs)

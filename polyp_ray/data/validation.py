@@ -28,7 +28,7 @@ from polyp_ray.errors import DataError
 
 # Part of every cache key: bump it when the mask rule or what is cached changes, so that arrays made
 # by an older rule are never read back (the decode cache in dataset.py uses it too).
-RULE = "m2"
+RULE = "m3"  # m3: files turned upright by their EXIF Orientation tag
 MOSTLY = 0.5  # "mostly empty / mostly full": more than this share of the masks
 
 
@@ -71,8 +71,10 @@ def check_pair(pair: Pair, threshold: int, skip: frozenset[Path] = frozenset()
         return None, None, problems
     height, width = levels.values.shape
     if image is not None and image.shape[:2] != (height, width):
+        turned = ("; one is the other turned by 90 degrees: a file stored rotated without its EXIF Orientation tag?"
+                  if image.shape[:2] == (width, height) else "")
         problems.append(f"{pair.mask}: mask is {width}x{height} but its image {pair.image.name} "
-                        f"is {image.shape[1]}x{image.shape[0]}")
+                        f"is {image.shape[1]}x{image.shape[0]} (each turned upright by its EXIF orientation){turned}")
     mask, problem = binarise(levels, threshold)
     if problem:
         problems.append(f"{pair.mask}: {problem}")

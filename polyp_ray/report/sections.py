@@ -57,15 +57,25 @@ def header(exp: Experiment, headline: str) -> str:
     return "".join(lines)
 
 
+GROUPED_BY = {"near-duplicates": "near-duplicate images joined",
+              "near-duplicates + consecutive frames": "near-duplicates and consecutive video frames joined",
+              "csv": "from the groups CSV"}
+
+
 def _grouping(data: dict) -> str:
     """How the split kept near-duplicates together (dataset.json), for the dataset line."""
     groups = data.get("n_groups") or 0
     if not groups:
         return "split image by image (no grouping)"
     twins = len(data.get("cross_split_twins") or [])
+    frames = len(data.get("cross_split_neighbours") or [])
     leak = f", {twins} val/test image(s) with a near-duplicate in training" if twins else ""
-    return (f"split in {esc(groups)} groups ({esc(data.get('group_source', '?'))}; largest "
-            f"{esc(data.get('largest_group', '?'))}){leak}")
+    leak += f", {frames} val/test frame(s) with their video neighbour in training" if frames else ""
+    source = data.get("group_source", "?")
+    if data.get("largest_group") == 1 and source != "csv":
+        return f"split image by image: no near-duplicates or video frames found among {esc(groups)} images{leak}"
+    return (f"split in {esc(groups)} groups kept whole ({esc(GROUPED_BY.get(source, source))}; largest "
+            f"{esc(data.get('largest_group', '?'))} images){leak}")
 
 
 def notes(items: list[str]) -> str:

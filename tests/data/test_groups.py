@@ -7,8 +7,8 @@ import pytest
 
 from polyp_ray.config import DataConfig
 from polyp_ray.data import describe_dataset
-from polyp_ray.data.groups import cross_split_twins, find_groups, standardised
-from polyp_ray.data.synthetic import synthetic_video_dataset
+from polyp_ray.data.groups import cross_split_twins, find_groups, standardised, thumbnail
+from polyp_ray.data.synthetic import synthetic_pair, synthetic_video_dataset
 
 SEQUENCES, FRAMES = 8, 8
 
@@ -117,3 +117,42 @@ def test_kvasir_groups_keep_the_split_sizes(kvasir: Path, tmp_path: Path) -> Non
         assert abs(len(grouped.split[name]) - len(plain.split[name])) <= 3
     assert grouped.n_pairs == 1000 and 980 <= grouped.n_groups < 1000 and grouped.largest_group <= 5
     assert grouped.cross_split_twins == []
+
+
+@pytest.mark.parametrize("every", [2, 5])
+def test_video_exported_every_kth_frame_keeps_neighbours_on_one_side(tmp_path: Path, every: int) -> None:
+    root = synthetic_video_dataset(tmp_path, SEQUENCES, FRAMES, seed=3, every=every)
+    stems = sorted((p.stem for p in (root / "Original").iterdir()), key=int)
+    assert stems[:3] == (["1", "3", "5"] if every == 2 else ["0", "5", "10"])
+    config = _config(root)
+    info, _ = describe_dataset(config)
+    assert info.group_source == "near-duplicates + consecutive frames"
+    where = {stem: name for name, members in info.split.items() for stem in members}
+    for sequence in range(SEQUENCES):
+        scene = stems[sequence * FRAMES:(sequence + 1) * FRAMES]
+        for previous, following in zip(scene, scene[1:], strict=False):  # a frame and its video neighbour
+            assert where[previous] == where[following], (every, previous, following)
+    assert info.cross_split_neighbours == [] and info.split_warnings() == []
+    assert info.n_groups >= 3  # a cut is joined only where the two frames happen to look alike
+    # Split frame by frame, the same set leaks, and the warning names the frames and their neighbours.
+    plain, _ = describe_dataset(DataConfig(**{**config.__dict__, "group_near_duplicates": False}))
+    leaks = plain.cross_split_neighbours
+    assert leaks and all(t["split"] in ("val", "test") and where_plain(plain, t["train_stem"]) == "train"
+                         for t in leaks)
+    first = leaks[0]
+    assert abs(stems.index(first["stem"]) - stems.index(first["train_stem"])) == 1
+    assert any(f"frame {first['stem']} has its video neighbour in training: frame {first['train_stem']}" in line
+               for line in plain.split_warnings())
+
+
+def where_plain(info: object, stem: str) -> str:
+    return next(name for name, members in info.split.items() if stem in members)  # type: ignore[attr-defined]
+
+
+def test_unrelated_images_with_numeric_names_are_not_joined() -> None:
+    rng = np.random.default_rng(4)
+    thumbs = np.array([thumbnail(synthetic_pair(rng, 96, 80)[0]) for _ in range(40)])
+    groups, source = find_groups([str(i + 1) for i in range(40)], thumbs)
+    assert source == "near-duplicates" and len(set(groups)) == 40
+    textures, _ = find_groups([str(5 * i) for i in range(30)], _scenes(30, 1, seed=5))
+    assert len(set(textures)) == 30

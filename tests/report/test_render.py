@@ -181,3 +181,14 @@ def test_gallery_falls_back_to_the_saved_strips_without_a_model(fake: Path) -> N
     gallery = build_gallery(load_experiment(fake))
     assert [c.group for c in gallery.cases] == ["shown", "shown"]
     assert "showing the strips the search wrote" in gallery.notes[0]
+
+
+def test_grouping_line_says_what_was_joined_not_that_there_were_duplicates() -> None:
+    from polyp_ray.report.sections import _grouping
+
+    alone = _grouping({"n_groups": 200, "largest_group": 1, "group_source": "near-duplicates"})
+    assert "no near-duplicates or video frames found among 200 images" in alone and "200 groups" not in alone
+    video = _grouping({"n_groups": 25, "largest_group": 40, "group_source": "near-duplicates + consecutive frames",
+                       "cross_split_neighbours": [{"stem": "3"}]})
+    assert "25 groups kept whole (near-duplicates and consecutive video frames joined; largest 40 images)" in video
+    assert "1 val/test frame(s) with their video neighbour in training" in video
