@@ -37,6 +37,7 @@ figure.case.best{border-color:#7bc47f;background:#f3fbf3}figure.case img{display
 figcaption{font-size:.82em;color:#333;word-break:break-all;margin-top:4px}
 .hit{color:#00a000;font-weight:600}.fp{color:#e61e1e;font-weight:600}.fn{color:#285aff;font-weight:600}
 .plot{margin:10px 0}
+.beside{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.beside>.plot{flex:1 1 480px;min-width:420px}
 .table-tools{display:flex;gap:16px;align-items:center;margin:8px 0;font-size:.9em}
 .table-tools input{width:18em;padding:3px 6px}small.error{color:#b00020}
 """
