@@ -237,11 +237,17 @@ def load_job_config(path: str | Path, overrides: list[str] | None = None,
     overrides, so an error an override brings names ``--set``. A debug run (one trial, no ASHA) takes
     any ``trial.epochs``: ASHA's grace period is clipped to it.
     """
+    job = load_job(path, overrides, debug)
+    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
+
+
+def load_job(path: str | Path, overrides: list[str] | None = None, debug: bool = False) -> JobConfig:
+    """The job alone, checked as ``load_job_config`` does: a ``--debug`` trial samples no search space."""
     raw = read_yaml(path)
     job = _job_from_raw(copy.deepcopy(raw), str(path), debug)
     if overrides:
         job = _job_from_raw(apply_overrides(raw, overrides), "--set", debug)
-    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
+    return job
 
 
 def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
@@ -249,6 +255,7 @@ def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
         raise ConfigError(f"{where}: max_epochs: {RENAMED_MAX_EPOCHS}")
     data = raw.pop("data", None)
     if data is not None:
+        from_mapping(DataConfig, data, where, "data.")  # a typo is named as the user wrote it: data.<key>
         trial = raw.setdefault("trial", {})
         if not isinstance(trial, dict):
             raise ConfigError(f"{where}: trial: expected a mapping")
