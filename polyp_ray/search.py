@@ -139,9 +139,9 @@ def _debug(job: JobConfig, verbose: bool = False) -> int:
     print(f"debug trial: model={config.model} encoder={config.encoder} base_width={config.base_width} "
           f"image_size={config.image_size} batch_size={config.batch_size} epochs={config.epochs} "
           f"precision={config.precision} data={config.data.path}", flush=True)
-    from polyp_ray.data.dataset import describe, prepare_data
+    from polyp_ray.data.dataset import check_dataset, prepare_data
 
-    described = describe(config.data)  # checks every pair first
+    described = check_dataset(config.data)  # checks every pair first
     described.info.announce()
     result = run_trial(config, DebugReporter(out, job.metric, job.mode),
                        prepare_data(config.data, config.image_size, described), job.metric, job.mode)
