@@ -52,12 +52,8 @@ class DataConfig:
     def validate(self, where: str) -> None:
         _check(0.0 < self.val_fraction < 1.0, where, "data.val_fraction", "must be in (0, 1): trials are ranked on val")
         _check(0.0 < self.test_fraction < 1.0, where, "data.test_fraction", "must be in (0, 1)")
-        _check(
-            self.val_fraction + self.test_fraction < 0.9,
-            where,
-            "data.val_fraction",
-            "val_fraction + test_fraction must leave at least 10% for training",
-        )
+        _check(self.val_fraction + self.test_fraction < 0.9, where, "data.val_fraction",
+               "val_fraction + test_fraction must leave at least 10% for training")
         _check(0 <= self.mask_threshold < 255, where, "data.mask_threshold", "must be in [0, 255)")
         _check(self.limit is None or self.limit >= 3, where, "data.limit", "must be at least 3")
         _check(self.synthetic_count >= 6, where, "data.synthetic_count", "must be at least 6")
