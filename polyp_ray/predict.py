@@ -102,11 +102,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The folder's images, sorted; two files with one stem would write the same mask, so they are refused."""
+    """The folder's images, sorted; two files with one stem would write the same mask, so they are refused.
+
+    Every entry named like an image is listed, a broken symbolic link or a folder named ``x.png`` too:
+    reading it then fails with a line naming it, as training's validation does, instead of a silent skip.
+    """
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found")
-    images = sorted(p for p in folder.iterdir()
-                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not images:
         raise DataError(f"{folder}: no images ({'/'.join(IMAGE_SUFFIXES)} files)")
     seen: dict[str, Path] = {}

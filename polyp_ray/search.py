@@ -21,7 +21,7 @@ from pathlib import Path
 
 from polyp_ray.config import JobConfig, TrialConfig, load_job, load_job_config, to_dict, trial_config_for
 from polyp_ray.errors import ConfigError, one_line, run_cli
-from polyp_ray.experiment import ExperimentLayout, TrialFiles
+from polyp_ray.experiment import TrialFiles
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 
 DEFAULT_JOB = "default.yaml"
@@ -59,27 +59,16 @@ def _write_report(experiment: Path) -> None:
     """The report goes into the experiment folder (``ExperimentLayout.report``), where it stays with the results:
     a Ray Job's working directory, and with it ``reports/``, is deleted when the job ends. The copy in
     ``reports/<experiment>.html`` under the current folder is kept for a search run by hand."""
-    import shutil
-
-    from polyp_ray.report import build_report
-    from polyp_ray.report.build import default_output
+    from polyp_ray.report.build import write_reports
 
     try:
-        # built once (the gallery loads the best model) and copied
-        inside = build_report(experiment, ExperimentLayout(experiment).report)
+        written = write_reports(experiment)  # built once (the gallery loads the best model) and copied
     except Exception as err:  # noqa: BLE001 - the results are on disk; a report bug must not hide them
         print(f"warning: the report failed ({one_line(err)}); "
               f"rerun: python -m polyp_ray.report {experiment}", file=sys.stderr)
         return
-    print(f"report: {inside}")
-    copy = default_output(experiment)
-    try:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(inside, copy)
-    except OSError as err:  # a read-only working directory: the report in the experiment folder is the one
-        print(f"warning: no copy of the report in {copy.parent} ({err.strerror or err})", file=sys.stderr)
-        return
-    print(f"report: {copy}")
+    for path in written:
+        print(f"report: {path}")
 
 
 def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: Path) -> None:

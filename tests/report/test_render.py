@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.report import build_report, main
 from polyp_ray.report import comparison as compare
 from polyp_ray.report.comparison import Ranking
@@ -143,9 +144,16 @@ def test_cli_writes_into_reports_under_the_working_directory(fake: Path, tmp_pat
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture) -> None:
     monkeypatch.chdir(tmp_path)
+    own = ExperimentLayout(fake).report  # the one the README points to: rewritten, not left stale
+    own.write_text("<html>the old report</html>")
     assert main([str(fake), "--no-gallery"]) == 0
-    assert (tmp_path / "reports" / f"{fake.name}.html").is_file()
-    assert "report:" in capsys.readouterr().out
+    copy = tmp_path / "reports" / f"{fake.name}.html"
+    assert "the old report" not in own.read_text() and own.read_text() == copy.read_text()
+    assert "<html" in copy.read_text()
+    assert capsys.readouterr().out.splitlines() == [f"report: {own}", f"report: {copy}"]
+    elsewhere = tmp_path / "one.html"
+    assert main([str(fake), "--no-gallery", "-o", str(elsewhere)]) == 0  # -o: that file only
+    assert elsewhere.is_file() and capsys.readouterr().out.strip() == f"report: {elsewhere}"
 
 
 @pytest.mark.parametrize(("setup", "message"), [
