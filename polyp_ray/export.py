@@ -83,7 +83,7 @@ def float32_model(model: Any) -> Any:
     config = model.get_config()
     if "mixed_" not in json.dumps(config):
         return model
-    from polyp_ray.keras_objects import register
+    from polyp_ray.models.keras_objects import register
 
     register()  # our layers, by their registered names
     copy = type(model).from_config(_float32_config(config))

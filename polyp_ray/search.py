@@ -74,8 +74,8 @@ def _write_report(experiment: Path) -> None:
 def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: Path) -> None:
     """The pretrained weights of every encoder the space can sample are on this machine (downloaded
     here, once, when absent) before any trial starts: trials never race to download them."""
-    from polyp_ray.models.pretrained import needed_weights
     from polyp_ray.models.weights import resolve_weights
+    from polyp_ray.pretrained import needed_weights
 
     for encoder, weights in needed_weights(job, space):
         try:
@@ -131,12 +131,13 @@ def _debug(job: JobConfig, verbose: bool = False) -> int:
 
     described = describe(config.data)  # checks every pair first
     described.info.announce()
-    result = run_trial(config, DebugReporter(out), prepare_data(config.data, config.image_size, described))
+    result = run_trial(config, DebugReporter(out, job.metric, job.mode),
+                       prepare_data(config.data, config.image_size, described), job.metric, job.mode)
     files = TrialFiles(out)
     files.config.write_text(json.dumps(to_dict(config), indent=1))
     files.history.write_text(json.dumps(result.history, indent=1))
     test = result.test["summary"] if result.test else {}
-    print(f"best epoch {result.best_epoch}: val_dice {result.best_val_dice:.4f}; test per-image dice "
+    print(f"best epoch {result.best_epoch}: {result.metric} {result.best_score:.4f}; test per-image dice "
           f"{test.get('dice', float('nan')):.4f}, iou {test.get('iou', float('nan')):.4f}, "
           f"2-class mIoU {test.get('miou_2class', float('nan')):.4f} ({test.get('n_images', 0)} images, "
           "scored at their original resolution)")

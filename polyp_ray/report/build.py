@@ -62,7 +62,7 @@ def write_reports(exp_dir: str | Path, gallery: bool = True) -> list[Path]:
 def render(exp: Experiment, gallery: Gallery) -> str:
     page = Page()
     families, trials = compare.family_rows(exp), compare.trial_rows(exp)
-    colours = figures.family_colours([r.model for r in families])
+    colours = figures.family_colours([r.family for r in families])
     body = [
         sections.header(exp, families[0] if families else None), sections.notes(exp.notes),
         sections.section("comparison", "Model comparison",

@@ -54,7 +54,7 @@ def header(exp: Experiment, best: Row | None) -> str:
              "image's original resolution (probabilities resized to the original mask), the same truth "
              "for every trial.</p>"]
     if best is not None:
-        lines.append(f'<p class="headline">Best: <b>{esc(best.model)}</b> (trial {esc(best.trial_id)}), '
+        lines.append(f'<p class="headline">Best: <b>{esc(best.family)}</b> (trial {esc(best.trial_id)}), '
                      f"test Dice {ci(best.test_dice)}, test IoU {ci(best.test_iou)}, "
                      f"2-class mIoU {fmt(best.test_miou)}.</p>")
     return "".join(lines)
@@ -86,7 +86,7 @@ def notes(items: list[str]) -> str:
 
 
 def notebook(families: list[Row]) -> str:
-    ours = {r.model: r for r in families}
+    ours = {r.family: r for r in families}
     rows = []
     for family, name, value in NOTEBOOK:
         mine = ours.get(family)
