@@ -33,7 +33,7 @@ from PIL import Image
 from polyp_ray.data.images import read_image
 from polyp_ray.data.layouts import IMAGE_SUFFIXES
 from polyp_ray.ensemble import Member
-from polyp_ray.errors import ConfigError, DataError, one_line, run_cli
+from polyp_ray.errors import ConfigError, DataError, help_text, one_line, run_cli
 from polyp_ray.experiment import ExperimentLayout, read_trial_config
 from polyp_ray.tf_quiet import start_tensorflow
 
@@ -81,7 +81,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m polyp_ray.predict", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m polyp_ray.predict", description=help_text(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", metavar="DIR", help="an experiment folder: uses its best checkpoint")

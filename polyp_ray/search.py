@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from polyp_ray.config import JobConfig, TrialConfig, load_job, load_job_config, to_dict, trial_config_for
-from polyp_ray.errors import ConfigError, one_line, run_cli
+from polyp_ray.errors import ConfigError, help_text, one_line, run_cli
 from polyp_ray.experiment import TrialFiles
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 
@@ -85,7 +85,7 @@ def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m polyp_ray.search", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m polyp_ray.search", description=help_text(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", help="job YAML (default: the embedded synthetic-data job)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

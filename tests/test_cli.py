@@ -152,3 +152,14 @@ def test_without_address_a_search_starts_its_own_ray_despite_a_dead_cluster(tiny
     console = (folder / "console.txt").read_text()
     assert "Started a local Ray instance" in console and "Connecting to existing Ray cluster" not in console
     assert (tiny_experiment / "polyp_ray" / "trials.csv").exists()
+
+
+@pytest.mark.parametrize("module", ["polyp_ray.search", "polyp_ray.predict", "polyp_ray.export", "polyp_ray.report"])
+def test_help_shows_no_raw_rst_backticks(module: str, capsys: pytest.CaptureFixture) -> None:
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert done.value.code == 0 and "python -m polyp_ray" in shown and "``" not in shown

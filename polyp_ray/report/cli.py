@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from polyp_ray.errors import run_cli
+from polyp_ray.errors import help_text, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m polyp_ray.report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m polyp_ray.report", description=help_text(__doc__))
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="the folder a search wrote")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the HTML here only (default: the experiment's polyp_ray/report.html, "
