@@ -130,6 +130,7 @@ def _debug(job: JobConfig, verbose: bool = False) -> int:
     from polyp_ray.data.dataset import describe, prepare_data
 
     described = describe(config.data)  # checks every pair first
+    described.info.check_batch_size(config.batch_size, "trial.batch_size")  # before any decode cache
     described.info.announce()
     result = run_trial(config, DebugReporter(out, job.metric, job.mode),
                        prepare_data(config.data, config.image_size, described), job.metric, job.mode)
