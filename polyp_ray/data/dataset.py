@@ -24,7 +24,7 @@ from polyp_ray.data.layouts import Pair, discover_pairs
 from polyp_ray.data.split import csv_groups, split_stems
 from polyp_ray.data.synthetic import synthetic_dataset
 from polyp_ray.data.validation import RULE, Checked, check_pair, coverage_problems, remember, validate_pairs
-from polyp_ray.errors import DataError
+from polyp_ray.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 SHOWN_TWINS = 10  # split_warnings lists this many cross-split twins, then a count
@@ -50,6 +50,12 @@ class DatasetInfo:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def check_batch_size(self, batch_size: int, where: str) -> None:
+        """A batch larger than the training split is refused here, before any size is decoded and cached."""
+        if batch_size > len(self.split["train"]):
+            raise ConfigError(f"{where}: {batch_size} is larger than the training split "
+                              f"({len(self.split['train'])} images)")
 
     def group_summary(self) -> str:
         """One line: how the pairs were grouped before splitting."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
+from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.report import comparison as compare
 from polyp_ray.report import figures, generalisation, literature, progress, sections, table
 from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
@@ -30,6 +33,31 @@ def build_report(exp_dir: str | Path, out: str | Path | None = None, gallery: bo
                                                                   ["gallery skipped (--no-gallery)"]))
     _write(target, html)
     return target
+
+
+def write_reports(exp_dir: str | Path, gallery: bool = True) -> list[Path]:
+    """The report where the experiment keeps it (``ExperimentLayout.report``, which the README points to),
+    built once, and its copy in ``reports/<experiment>.html`` under the current folder; the paths written.
+
+    An experiment folder that cannot be written (read-only, a mirror) keeps its old report: then the
+    copy is written alone, with a warning; a copy that cannot be written is a warning too.
+    """
+    inside = ExperimentLayout(Path(exp_dir).expanduser()).report
+    copy = default_output(exp_dir)
+    try:
+        written = [build_report(exp_dir, inside, gallery)]
+    except ReportError as err:
+        if inside.parent.is_dir() and os.access(inside.parent, os.W_OK):
+            raise
+        print(f"warning: {err}; writing {copy} only", file=sys.stderr)
+        return [build_report(exp_dir, copy, gallery)]
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(inside, copy)
+    except OSError as err:  # a read-only working directory: the report in the experiment folder is the one
+        print(f"warning: no copy of the report in {copy.parent} ({err.strerror or err})", file=sys.stderr)
+        return written
+    return [*written, copy]
 
 
 def render(exp: Experiment, gallery: Gallery) -> str:

@@ -48,6 +48,9 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     local mirror of a storage URI, holds everything the report reads)."""
     described = check_dataset(job.trial.data)  # refuses a bad dataset before anything is written
     described.info.announce()
+    largest = max(int(b) for b in space.possible("batch_size", job.trial.batch_size))
+    described.info.check_batch_size(largest, f"{space.source}: batch_size" if largest != job.trial.batch_size
+                                    else "trial.batch_size")
     external = external_sets(job.trial.data)  # ... and a bad external test set
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
                         job.trial.data.resolved_cache_dir())
