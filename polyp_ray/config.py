@@ -21,6 +21,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC = "synthetic"
 CACHE_FOLDER = "polyp_ray"  # under ~/.cache (not an experiment's polyp_ray/ subfolder)
 CALLBACKS = ("mlflow",)  # JobConfig.callbacks: Tune callbacks a job may switch on
+SPLIT_NAMES = ("train", "val", "test")
 RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains for, ASHA's max_t)"
 
 
@@ -48,16 +49,14 @@ class DataConfig:
     # Datasets from other centres, never trained on nor selected by: {name: a folder or a public dataset's name}.
     # After a search the winner, each family's best and the ensemble are scored on each (docs/generalisation.md).
     external_tests: dict[str, str] = field(default_factory=dict)
+    # A published split reproduced exactly: {train, val, test: a file of stems, one a line}; fractions unused.
+    split_files: dict[str, str] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         _check(0.0 < self.val_fraction < 1.0, where, "data.val_fraction", "must be in (0, 1): trials are ranked on val")
         _check(0.0 < self.test_fraction < 1.0, where, "data.test_fraction", "must be in (0, 1)")
-        _check(
-            self.val_fraction + self.test_fraction < 0.9,
-            where,
-            "data.val_fraction",
-            "val_fraction + test_fraction must leave at least 10% for training",
-        )
+        _check(self.val_fraction + self.test_fraction < 0.9, where, "data.val_fraction",
+               "val_fraction + test_fraction must leave at least 10% for training")
         _check(0 <= self.mask_threshold < 255, where, "data.mask_threshold", "must be in [0, 255)")
         _check(self.limit is None or self.limit >= 3, where, "data.limit", "must be at least 3")
         _check(self.synthetic_count >= 6, where, "data.synthetic_count", "must be at least 6")
@@ -66,12 +65,10 @@ class DataConfig:
             _check(bool(name) and "/" not in name and name != "test", where, f"data.external_tests.{name}",
                    "must be a plain name other than test")
             _check(bool(folder), where, f"data.external_tests.{name}", "needs a folder")
-        _check(
-            (self.groups_csv is None) == (self.group_column is None),
-            where,
-            "data.group_column",
-            "groups_csv and group_column must be given together",
-        )
+        _check((self.groups_csv is None) == (self.group_column is None), where, "data.group_column",
+               "groups_csv and group_column must be given together")
+        _check(set(self.split_files) in (set(), set(SPLIT_NAMES)), where, "data.split_files",
+               f"needs exactly the keys {', '.join(SPLIT_NAMES)} (a file of stems for each)")
 
     @property
     def is_synthetic(self) -> bool:

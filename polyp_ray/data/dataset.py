@@ -21,7 +21,7 @@ from PIL import Image
 from polyp_ray.config import DataConfig
 from polyp_ray.data.groups import TWIN, cross_split_neighbours, cross_split_twins, find_groups
 from polyp_ray.data.layouts import Pair, discover_pairs
-from polyp_ray.data.split import csv_groups, split_stems
+from polyp_ray.data.split import csv_groups, fixed_split, split_stems
 from polyp_ray.data.synthetic import synthetic_dataset
 from polyp_ray.data.validation import RULE, Checked, check_pair, coverage_problems, remember, validate_pairs
 from polyp_ray.errors import DataError
@@ -145,7 +145,7 @@ def _describe(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
         groups, source = csv_groups(stems, config), "csv"
     elif config.group_near_duplicates:
         groups, source = find_groups(stems, checked.thumbs)
-    split = split_stems(stems, config, groups)
+    split = fixed_split(stems, config) if config.split_files else split_stems(stems, config, groups)
     remember(checked, sha256, config)
     sizes = Counter(groups or [])
     info = DatasetInfo(str(root), layout.name, len(pairs), sha256, config.split_seed, split, config.groups_csv,
