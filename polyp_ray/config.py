@@ -29,7 +29,7 @@ RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains f
 class DataConfig:
     """Where the image/mask pairs are and how they are split."""
 
-    path: str = SYNTHETIC  # a dataset folder, or "synthetic" for the generated polyp set
+    path: str | list[str] = SYNTHETIC  # a folder, a public dataset's name, "synthetic"; or a list of sources
     layout: str = "auto"  # a name from polyp_ray.data.layouts, or "auto"
     image_dir: str | None = None  # the "folders" layout: image folder relative to path
     mask_dir: str | None = None
@@ -60,6 +60,9 @@ class DataConfig:
         _check(0 <= self.mask_threshold < 255, where, "data.mask_threshold", "must be in [0, 255)")
         _check(self.limit is None or self.limit >= 3, where, "data.limit", "must be at least 3")
         _check(self.synthetic_count >= 6, where, "data.synthetic_count", "must be at least 6")
+        _check(not isinstance(self.path, list) or (bool(self.path) and len(set(self.path)) == len(self.path)
+               and all(isinstance(p, str) and p and p != SYNTHETIC for p in self.path)), where, "data.path",
+               "a list of sources must name distinct folders or public datasets")
         for name, folder in self.external_tests.items():
             # The folder itself is checked where it is read (the driver), not on every worker.
             _check(bool(name) and "/" not in name and name != "test", where, f"data.external_tests.{name}",
