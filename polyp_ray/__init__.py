@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 __version__ = "0.1.0"
 
 # keras.models.load_model then opens our models (custom layers, schedule, losses) without more ado.
-from polyp_ray.keras_objects import register_when_keras_loads  # noqa: E402
+from polyp_ray.models.keras_objects import register_when_keras_loads  # noqa: E402
 
 register_when_keras_loads()
 

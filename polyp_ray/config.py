@@ -116,12 +116,8 @@ class HyperParams:
         _check(self.loss in LOSSES, where, "loss", f"unknown loss {self.loss!r}; known: {sorted(LOSSES)}")
         _check(self.precision in PRECISIONS, where, "precision", f"must be one of {list(PRECISIONS)}")
         _check(self.base_width >= 1, where, "base_width", "must be >= 1")
-        _check(
-            self.image_size >= 32 and self.image_size % 32 == 0,
-            where,
-            "image_size",
-            "must be a multiple of 32 (the models halve it five times)",
-        )
+        _check(self.image_size >= 32 and self.image_size % 32 == 0, where, "image_size",
+               "must be a multiple of 32 (the models halve it five times)")
         _check(self.batch_size >= 1, where, "batch_size", "must be >= 1")
         _check(0.0 <= self.aug_strength <= 1.0, where, "aug_strength", "must be in [0, 1]")
         _check(0.0 < self.learning_rate < 1.0, where, "learning_rate", "must be in (0, 1)")
@@ -241,11 +237,17 @@ def load_job_config(path: str | Path, overrides: list[str] | None = None,
     overrides, so an error an override brings names ``--set``. A debug run (one trial, no ASHA) takes
     any ``trial.epochs``: ASHA's grace period is clipped to it.
     """
+    job = load_job(path, overrides, debug)
+    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
+
+
+def load_job(path: str | Path, overrides: list[str] | None = None, debug: bool = False) -> JobConfig:
+    """The job alone, checked as ``load_job_config`` does: a ``--debug`` trial samples no search space."""
     raw = read_yaml(path)
     job = _job_from_raw(copy.deepcopy(raw), str(path), debug)
     if overrides:
         job = _job_from_raw(apply_overrides(raw, overrides), "--set", debug)
-    return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
+    return job
 
 
 def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
@@ -253,6 +255,7 @@ def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
         raise ConfigError(f"{where}: max_epochs: {RENAMED_MAX_EPOCHS}")
     data = raw.pop("data", None)
     if data is not None:
+        from_mapping(DataConfig, data, where, "data.")  # a typo is named as the user wrote it: data.<key>
         trial = raw.setdefault("trial", {})
         if not isinstance(trial, dict):
             raise ConfigError(f"{where}: trial: expected a mapping")

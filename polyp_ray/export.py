@@ -27,6 +27,7 @@ import numpy as np
 
 from polyp_ray.errors import ConfigError, run_cli
 from polyp_ray.predict import load_predictor
+from polyp_ray.tf_quiet import quiet_unless, start_tensorflow
 
 SAVED_MODEL = "saved_model"
 TFLITE = "model.tflite"
@@ -46,9 +47,11 @@ def _main(args: argparse.Namespace) -> int:
     if taken:  # never mix two models' files in one folder
         raise ConfigError(f"--out {out}: already holds {taken[0].name}; give an empty or new folder")
     # The model and threshold exactly as predict finds them (an experiment's winner, or a model file).
+    start_tensorflow(args.verbose)
     predictor = load_predictor(args.experiment, args.model, None)
     threshold = predictor.threshold
-    manifest = export_model(float32_model(predictor.model), out)
+    with quiet_unless(args.verbose):  # the SavedModel and TFLite converters log as they go
+        manifest = export_model(float32_model(predictor.model), out)
     manifest.update(source=str(predictor.source), threshold=threshold)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     gaps = manifest["max_abs_difference"]
@@ -69,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--experiment", metavar="DIR", help="an experiment folder: exports its winner")
     source.add_argument("--model", metavar="MODEL.keras", help="a saved Keras model (.keras or checkpoint folder)")
     parser.add_argument("--out", required=True, metavar="FOLDER", help="where saved_model/ and model.tflite go")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's start-up and converter lines")
     return parser
 
 
@@ -78,7 +83,7 @@ def float32_model(model: Any) -> Any:
     config = model.get_config()
     if "mixed_" not in json.dumps(config):
         return model
-    from polyp_ray.keras_objects import register
+    from polyp_ray.models.keras_objects import register
 
     register()  # our layers, by their registered names
     copy = type(model).from_config(_float32_config(config))

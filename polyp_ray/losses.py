@@ -1,7 +1,7 @@
 """Segmentation losses, chosen by name: ``bce``, ``dice`` and the notebook's ``bce_dice``.
 
 Keras is imported inside the functions so that validating a config (which checks loss names) stays
-free of TensorFlow; a saved model finds these by name (polyp_ray.keras_objects registers them).
+free of TensorFlow; a saved model finds these by name (polyp_ray.models.keras_objects registers them).
 """
 
 from __future__ import annotations

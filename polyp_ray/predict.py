@@ -35,6 +35,7 @@ from polyp_ray.data.layouts import IMAGE_SUFFIXES
 from polyp_ray.ensemble import Member
 from polyp_ray.errors import ConfigError, DataError, one_line, run_cli
 from polyp_ray.experiment import ExperimentLayout, read_trial_config
+from polyp_ray.tf_quiet import start_tensorflow
 
 BATCH = 8
 OVERLAY = np.array([0, 220, 0], dtype=np.float32)  # polyp tint; the mask's outline is drawn stronger
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     images = list_images(Path(args.images))
     out = _output_folder(Path(args.out), Path(args.images))
+    start_tensorflow(args.verbose)
     predictor = load_predictor(args.experiment, args.model, args.threshold, args.ensemble, args.tta)
     failed = predict_folder(predictor, images, out, args.batch_size)
     written = len(images) - len(failed)
@@ -95,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="average each model over the image and its horizontal and vertical mirrors")
     parser.add_argument("--batch-size", type=int, default=BATCH,
                         help=f"images per prediction (default {BATCH})")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's start-up lines")
     return parser
 
 

@@ -19,7 +19,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from polyp_ray.config import JobConfig, TrialConfig, load_job_config, to_dict, trial_config_for
+from polyp_ray.config import JobConfig, TrialConfig, load_job, load_job_config, to_dict, trial_config_for
 from polyp_ray.errors import ConfigError, one_line, run_cli
 from polyp_ray.experiment import ExperimentLayout, TrialFiles
 from polyp_ray.metrics import LITERATURE, METRICS
@@ -36,13 +36,15 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     job_path = Path(args.job) if args.job else Path(str(resources.files("polyp_ray") / "defaults" / DEFAULT_JOB))
     overrides = [_route_override(item) for item in args.set]
-    job, space_path = load_job_config(job_path, overrides, debug=args.debug)
+    if args.debug:  # one trial of the job's own settings: no space is sampled, none is needed
+        debug_job = load_job(job_path, overrides, debug=True)
+        _check_encoder_weights(debug_job, None, job_path)
+        return _debug(debug_job, args.verbose)
+    job, space_path = load_job_config(job_path, overrides)
     space = load_searchspace(space_path)
     for point in job.points_to_evaluate:
         space.check_point(point, str(job_path))
-    _check_encoder_weights(job, space if not args.debug else None, job_path)
-    if args.debug:
-        return _debug(job)
+    _check_encoder_weights(job, space, job_path)
     from polyp_ray.tuning import SearchOptions, run_search  # imports Ray only for a real search
 
     options = SearchOptions(command=command_line(), address=args.address, name=args.name, resume=args.resume,
@@ -84,8 +86,8 @@ def _write_report(experiment: Path) -> None:
 def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: Path) -> None:
     """The pretrained weights of every encoder the space can sample are on this machine (downloaded
     here, once, when absent) before any trial starts: trials never race to download them."""
-    from polyp_ray.models.pretrained import needed_weights
     from polyp_ray.models.weights import resolve_weights
+    from polyp_ray.pretrained import needed_weights
 
     for encoder, weights in needed_weights(job, space):
         try:
@@ -124,7 +126,10 @@ def _route_override(item: str) -> str:
     return item
 
 
-def _debug(job: JobConfig) -> int:
+def _debug(job: JobConfig, verbose: bool = False) -> int:
+    from polyp_ray.tf_quiet import start_tensorflow
+
+    start_tensorflow(verbose)  # a search is quiet (trials log to their files); its debug trial is too
     from polyp_ray.trial import DebugReporter, run_trial
 
     config = trial_config_for(job, {})
@@ -138,12 +143,13 @@ def _debug(job: JobConfig) -> int:
 
     described = describe(config.data)  # checks every pair first
     described.info.announce()
-    result = run_trial(config, DebugReporter(out), prepare_data(config.data, config.image_size, described))
+    result = run_trial(config, DebugReporter(out, job.metric, job.mode),
+                       prepare_data(config.data, config.image_size, described), job.metric, job.mode)
     files = TrialFiles(out)
     files.config.write_text(json.dumps(to_dict(config), indent=1))
     files.history.write_text(json.dumps(result.history, indent=1))
     test = result.test["summary"] if result.test else {}
-    print(f"best epoch {result.best_epoch}: val_dice {result.best_val_dice:.4f}; test per-image dice "
+    print(f"best epoch {result.best_epoch}: {result.metric} {result.best_score:.4f}; test per-image dice "
           f"{test.get('dice', float('nan')):.4f}, iou {test.get('iou', float('nan')):.4f}, "
           f"2-class mIoU {test.get('miou_2class', float('nan')):.4f} ({test.get('n_images', 0)} images, "
           "scored at their original resolution)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 
@@ -36,3 +36,24 @@ def quiet_keras() -> Any:
         with quiet_stderr():
             import keras  # noqa: F401
     return sys.modules["keras"]
+
+
+def start_tensorflow(verbose: bool = False) -> None:
+    """For a command line (predict, export, a --debug trial): import Keras and let TensorFlow probe its
+    devices now, with file descriptor 2 silenced, so that the C++ start-up lines (the oneDNN notice,
+    "Could not find cuda drivers", "failed call to cuInit: UNKNOWN ERROR (303)" on every CPU machine)
+    never reach the console; ``verbose`` (``-v``) leaves them on it."""
+    if verbose:
+        return
+    with quiet_stderr():
+        import keras
+
+        if keras.config.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe logs here, once per process
+
+
+def quiet_unless(verbose: bool) -> Any:
+    """``quiet_stderr()``, or nothing when ``verbose``: for C++ work that logs as it goes (TFLite conversion)."""
+    return nullcontext() if verbose else quiet_stderr()

@@ -1,13 +1,15 @@
-"""run_trial(config, reporter): the one training function, called by ``--debug`` and by every Tune trial.
+"""run_trial(config, reporter, metric, mode): the one training function, called by ``--debug`` and by every
+Tune trial.
 
 Each epoch it trains, scores the validation split, writes a checkpoint (model + state) and hands both
 to the reporter; the reporter decides what to do with them (print and keep the best file, or
-``tune.report``). A reporter that has a checkpoint to restore makes the trial resume from it.
+``tune.report``). A reporter that has a checkpoint to restore makes the trial resume from it. One rule
+picks a trial's best epoch everywhere (trial_state.improves: by the job's metric and mode, never a NaN):
+here, in the reporters, and in what ASHA and TPE are told.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -32,8 +34,7 @@ from polyp_ray.models import build_model, freezable, set_encoder_trainable
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model, save_checkpoint_model
 from polyp_ray.runtime import configure_tensorflow
 from polyp_ray.schedules import cosine_adam
-
-STATE_FILE = "state.json"
+from polyp_ray.trial_state import TrialState, improves
 
 
 class Reporter(Protocol):
@@ -46,14 +47,17 @@ class Reporter(Protocol):
 class TrialResult:
     history: list[dict[str, Any]]
     best_epoch: int
-    best_val_dice: float
+    best_score: float  # ``metric`` at the best epoch
     n_params: int
+    metric: str = "val_dice"
     test: dict[str, Any] | None = None
     model: keras.Model | None = field(default=None, repr=False)
 
 
-def run_trial(config: TrialConfig, reporter: Reporter, data: PreparedData | None = None) -> TrialResult:
-    """Train ``config`` for ``config.epochs`` epochs (or resume), reporting every epoch."""
+def run_trial(config: TrialConfig, reporter: Reporter, data: PreparedData | None = None,
+              metric: str = "val_dice", mode: str = "max") -> TrialResult:
+    """Train ``config`` for ``config.epochs`` epochs (or resume), reporting every epoch; the model
+    returned (and tested) holds the weights of its best epoch by ``metric`` (``mode``: max or min)."""
     configure_tensorflow(config.precision, config.seed, config.cpu_threads)
     data = data or prepare_data(config.data, config.image_size)
     train = data.splits["train"]
@@ -64,25 +68,24 @@ def run_trial(config: TrialConfig, reporter: Reporter, data: PreparedData | None
     train_tensors = (tf.convert_to_tensor(train.images), tf.convert_to_tensor(train.masks))
     # A resumed trial starts from its checkpoint's weights as the best it knows; Tune trials do not use
     # these anyway: the search evaluates each trial's best checkpoint afterwards.
-    best_weights = model.get_weights() if state["history"] else None
-    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+    best_weights = model.get_weights() if state.history else None
+    for epoch in range(state.epoch + 1, config.epochs + 1):
         if _unfreeze_due(config, epoch):
             unfreeze_encoder(model, config, steps)
         with tempfile.TemporaryDirectory(prefix="polyp_ray_ckpt_") as tmp:
             row = _train_epoch(model, config, data, train_tensors, epoch, steps, Path(tmp))
-            state["history"].append(row)
-            if row["val_dice"] > state["best_val_dice"] or state["best_epoch"] == 0:
-                state.update(best_epoch=epoch, best_val_dice=row["val_dice"])
+            state.history.append(row)
+            if state.best(metric, mode)[0] == epoch:
                 best_weights = model.get_weights()
-            state["epoch"] = epoch
-            (Path(tmp) / STATE_FILE).write_text(json.dumps(state, indent=1))
+            state.epoch = epoch
+            state.write(Path(tmp))
             reporter.report(row, Path(tmp))
     if best_weights is not None:
         model.set_weights(best_weights)
-    result = TrialResult(state["history"], state["best_epoch"], state["best_val_dice"], model.count_params(),
-                         model=model)
+    best_epoch, best_score = state.best(metric, mode)
+    result = TrialResult(state.history, best_epoch, best_score, model.count_params(), metric, model=model)
     if config.evaluate_test:
-        result.test = evaluate_test(model, config, data, Path(config.output_dir), "debug", state["best_epoch"])
+        result.test = evaluate_test(model, config, data, Path(config.output_dir), "debug", best_epoch)
     return result
 
 
@@ -159,17 +162,16 @@ def _validate(model, config: TrialConfig, data: PreparedData) -> dict[str, float
             "val_scoring_s": round(time.perf_counter() - started, 3)}
 
 
-def _restore_or_build(config: TrialConfig, checkpoint: Path | None, steps: int) -> tuple[keras.Model, dict]:
+def _restore_or_build(config: TrialConfig, checkpoint: Path | None, steps: int) -> tuple[keras.Model, TrialState]:
     if checkpoint is not None and checkpoint_model(checkpoint).exists():
         model = load_model(checkpoint_model(checkpoint), compile=True)
-        state = json.loads((checkpoint / STATE_FILE).read_text())
-        return model, state
+        return model, TrialState.read(checkpoint)
     model = build_model(config.model, config.image_size, config.base_width, config.encoder_weights,
                         encoder=config.encoder)
     if config.freeze_encoder_epochs > 0 and freezable(config.model, config.encoder):
         set_encoder_trainable(model, False)
     _compile(model, config, steps)
-    return model, {"epoch": 0, "best_epoch": 0, "best_val_dice": -1.0, "history": [], "config": to_dict(config)}
+    return model, TrialState(config=to_dict(config))
 
 
 def _compile(model: keras.Model, config: TrialConfig, steps: int, offset: int = 0) -> None:
@@ -182,7 +184,10 @@ def unfreeze_encoder(model: keras.Model, config: TrialConfig, steps: int) -> Non
     """Let the pretrained encoder train from here on: a fresh Adam (its moments now cover the encoder,
     and its bias correction starts again) on the learning-rate schedule at the step the run reached."""
     optimizer = model.optimizer
-    offset = int(keras.ops.convert_to_numpy(optimizer.iterations)) + getattr(optimizer._learning_rate, "offset", 0)
+    # The schedule as Keras serialises it (get_config, public): a ShiftedCosineDecay's config holds its offset.
+    schedule = optimizer.get_config()["learning_rate"]
+    earlier = int(schedule.get("config", {}).get("offset", 0)) if isinstance(schedule, dict) else 0
+    offset = int(keras.ops.convert_to_numpy(optimizer.iterations)) + earlier
     set_encoder_trainable(model, True)
     _compile(model, config, steps, offset)
 
@@ -196,12 +201,13 @@ def _unfreeze_due(config: TrialConfig, epoch: int) -> bool:
 
 
 class DebugReporter:
-    """Prints each epoch and keeps the best checkpoint as ``best.keras`` in the output folder."""
+    """Prints each epoch and keeps the best checkpoint (by the job's metric) in the output folder."""
 
-    def __init__(self, output_dir: Path, metric: str = "val_dice") -> None:
+    def __init__(self, output_dir: Path, metric: str = "val_dice", mode: str = "max") -> None:
         self.output_dir = output_dir
         self.metric = metric
-        self.best = -math.inf  # the folder is made at the first epoch: a run that fails earlier leaves none
+        self.mode = mode
+        self.best: float | None = None  # the folder is made at the first epoch: a run that fails earlier leaves none
 
     def restore(self) -> Path | None:
         return None
@@ -214,7 +220,8 @@ class DebugReporter:
             f"({metrics['train_images_per_s']:.1f} img/s)",
             flush=True,
         )
-        if metrics[self.metric] > self.best:
-            self.best = metrics[self.metric]
+        value = float(metrics[self.metric])
+        if improves(value, self.best, self.mode):
+            self.best = value
             self.output_dir.mkdir(parents=True, exist_ok=True)
             export_archive(checkpoint_dir, TrialFiles(self.output_dir).best_model)

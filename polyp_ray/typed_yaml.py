@@ -17,13 +17,43 @@ from polyp_ray.errors import ConfigError
 T = TypeVar("T")
 
 
+class DuplicateKey(yaml.MarkedYAMLError):
+    """A mapping that repeats a key: PyYAML would keep the last value without a word."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping repeating a key, at any depth."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if first is not None:
+                raise DuplicateKey(problem=f"key {key!r} appears twice: line {first} and line {line}",
+                                   problem_mark=key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_unique(text: str) -> Any:
+    """``yaml.safe_load`` that raises ``DuplicateKey`` for a repeated key instead of keeping the last."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file, a syntax error or a non-mapping is a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_unique(path.read_text(encoding="utf-8"))
+    except DuplicateKey as err:
+        raise ConfigError(f"{path}: {err.problem}; remove one (YAML would keep the last silently)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""

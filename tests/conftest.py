@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.http_files import offline, server  # noqa: F401  the download fixtures, for every test folder
+
 REPO = Path(__file__).resolve().parents[1]
 KVASIR = Path(os.environ.get("POLYP_RAY_KVASIR", REPO.parent / "shared" / "data" / "Kvasir-SEG"))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEAD_CLUSTER
+from tests.console import tf_cpp_lines
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,12 +24,15 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
 
 def test_debug_trial_prints_epochs_and_writes_artifacts(tmp_path: Path) -> None:
     # Also: a debug run has no ASHA, so it runs its 2 epochs whatever the job's grace period (3 here, which
-    # a search would refuse as more than trial.epochs).
+    # a search would refuse as more than trial.epochs); it samples nothing, so its job needs no
+    # searchspace: key (and no space file); and its console holds no TensorFlow C++ start-up line.
     out = tmp_path / "debug"
-    proc = run_cli("--debug", "--set", "image_size=32", "--set", "base_width=4", "--set", "epochs=2",
-                   "--set", "grace_period=3", "--set", "data.synthetic_count=24", "--set", f"output_dir={out}",
-                   cwd=tmp_path)
+    (tmp_path / "job.yaml").write_text("name: d\ndata: {path: synthetic}\ntrial: {model: unet}\n")
+    proc = run_cli("--job", "job.yaml", "--debug", "--set", "image_size=32", "--set", "base_width=4",
+                   "--set", "epochs=2", "--set", "grace_period=3", "--set", "data.synthetic_count=24",
+                   "--set", f"output_dir={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert tf_cpp_lines(proc.stdout + proc.stderr) == []
     epoch_lines = [line for line in proc.stdout.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 2 and all("val_dice" in line and " s " in line for line in epoch_lines)
     assert (out / "best.keras").stat().st_size > 0

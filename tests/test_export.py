@@ -87,9 +87,13 @@ def test_both_exports_match_the_keras_model(size: int, encoder: str, tmp_path: P
     assert max(manifest["max_abs_difference"].values()) < 1e-4
 
 
-def test_experiment_mode_exports_the_winner_with_its_threshold(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture) -> None:
+def test_experiment_mode_exports_the_winner_with_its_threshold(tmp_path: Path) -> None:
+    # Run as a user runs it, in a fresh process: its console holds no TensorFlow C++ line either.
+    import subprocess
+    import sys
+
     from polyp_ray.models import build_model
+    from tests.console import tf_cpp_lines
 
     best = tmp_path / "exp" / "polyp_ray" / "best"
     best.mkdir(parents=True)
@@ -97,10 +101,13 @@ def test_experiment_mode_exports_the_winner_with_its_threshold(tmp_path: Path,
     model.save(best / "model.keras")
     (best / "trial_config.json").write_text(json.dumps({"image_size": 32, "threshold": 0.3}))
     out = tmp_path / "out"
-    assert main(["--experiment", str(tmp_path / "exp"), "--out", str(out)]) == 0
+    proc = subprocess.run([sys.executable, "-m", "polyp_ray.export", "--experiment", str(tmp_path / "exp"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["threshold"] == 0.3 and manifest["source"] == str(best / "model.keras")
-    assert "threshold 0.3" in capsys.readouterr().out
+    assert "threshold 0.3" in proc.stdout
+    assert tf_cpp_lines(proc.stdout + proc.stderr) == [] and proc.stderr == "", proc.stderr[-2000:]
     image = _image(tmp_path, 32)
     np.testing.assert_allclose(_tflite_output(out / "model.tflite", image)[0],
                                np.asarray(model(image, training=False)), atol=1e-4)
@@ -151,3 +158,4 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capt
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and "\n" not in err, err
     assert not (tmp_path / "o3").exists(), "a failed export leaves no folder"
+

@@ -13,6 +13,7 @@ from PIL import Image
 
 from polyp_ray.predict import full_size_mask, main, overlay
 from tests.conftest import write_pair
+from tests.console import tf_cpp_lines
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +126,11 @@ def test_predict_loads_each_family_in_a_fresh_process(model: str, tmp_path: Path
     path = tmp_path / f"{model}.keras"
     build_model(model, 32, 4).save(path)
     write_pair(tmp_path, "images", "masks", "frame", size=(50, 30))
-    proc = subprocess.run([sys.executable, "-m", "polyp_ray.predict", "--model", str(path),
+    verbose = ["-v"] if model == "vgg16_unet" else []  # -v shows TensorFlow's C++ start-up lines
+    proc = subprocess.run([sys.executable, "-m", "polyp_ray.predict", "--model", str(path), *verbose,
                            "--images", str(tmp_path / "images"), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert Image.open(tmp_path / "out" / "frame_mask.png").size == (50, 30)
+    console = tf_cpp_lines(proc.stdout + proc.stderr)
+    assert bool(console) == bool(verbose), console  # quiet on a CPU machine unless asked

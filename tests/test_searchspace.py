@@ -58,6 +58,8 @@ def test_define_by_run_samples_conditional_parameters(tmp_path: Path) -> None:
          "space.yaml: base_width.when.model: must name a parameter"),
         ("data: {value: x}\n", "space.yaml: data: unknown or unsearchable"),
         ("", "space.yaml: the search space is empty"),
+        ("image_size: {choices: [64]}\nmodel: {value: unet}\nimage_size: {choices: [96]}\n",
+         "space.yaml: key 'image_size' appears twice: line 1 and line 3"),
     ],
 )
 def test_bad_spaces_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -11,7 +11,8 @@ from polyp_ray.config import DataConfig, TrialConfig
 from polyp_ray.errors import ConfigError, TrainingDiverged
 from polyp_ray.models import build_model, set_encoder_trainable
 from polyp_ray.models.saving import checkpoint_model, load_model
-from polyp_ray.trial import STATE_FILE, _compile, run_trial, unfreeze_encoder
+from polyp_ray.trial import _compile, run_trial, unfreeze_encoder
+from polyp_ray.trial_state import STATE_FILE
 
 EPOCH_KEYS = {"epoch", "loss", "val_loss", "val_dice", "val_iou", "val_miou_2class", "epoch_s", "train_images_per_s"}
 
@@ -71,7 +72,10 @@ def test_a_resumed_trial_carries_on_its_learning_rate_and_optimizer_step(tmp_pat
         (tmp_path / name).mkdir()
     config = _config(tmp_path, epochs=3, evaluate_test=False)
     full = Recorder(tmp_path / "full")
-    run_trial(config, full)
+    ranked = run_trial(config, full, metric="val_loss", mode="min")  # the best epoch by the job's own metric
+    losses = [r["val_loss"] for r in full.rows]
+    assert ranked.best_epoch == 1 + losses.index(min(losses)) and ranked.best_score == min(losses)
+    assert ranked.metric == "val_loss"
     with pytest.raises(Crash):
         run_trial(config, CrashAfterFirstEpoch(tmp_path / "a"))
     resumed = Recorder(tmp_path / "b", restore_from=tmp_path / "a" / "epoch1")

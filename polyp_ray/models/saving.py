@@ -42,7 +42,7 @@ def load_model(path: Path, compile: bool = False) -> Any:
 
     # A fresh process (a Ray worker, predict) has imported none of our model code: register every custom
     # object, or Keras cannot locate their classes.
-    from polyp_ray.keras_objects import register
+    from polyp_ray.models.keras_objects import register
 
     register()
     return keras.models.load_model(path, compile=compile)

@@ -15,45 +15,16 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from polyp_ray.data.public import download, file_matches
 from polyp_ray.errors import ConfigError
+from polyp_ray.fetch import download, file_matches
+from polyp_ray.models.encoders import ENCODERS, WeightsFile
 
 
-@dataclass(frozen=True)
-class WeightsFile:
-    file: str  # its name in the Keras cache (KERAS_HOME/models)
-    origin: str  # Keras's public address
-    file_hash: str | None  # Keras's pinned hash (32 hex: MD5, 64: SHA-256); None where Keras pins none
-
-
-# From keras/src/applications/{vgg16,resnet,efficientnet,mobilenet_v2}.py (Keras 3.x), include_top=False.
-_TF = "https://storage.googleapis.com/tensorflow/keras-applications/"
-_EFFICIENTNET = "https://storage.googleapis.com/keras-applications/"
-NOTOP_WEIGHTS: dict[str, WeightsFile] = {
-    "vgg16": WeightsFile("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                         f"{_TF}vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                         "6d6bbae143d832006294945121d1f1fc"),
-    "resnet50": WeightsFile("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                            f"{_TF}resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                            "4d473c1dd8becc155b73f8504c6f6626"),
-    "efficientnetb0": WeightsFile("efficientnetb0_notop.h5", f"{_EFFICIENTNET}efficientnetb0_notop.h5",
-                                  "50bc09e76180e00e4465e1a485ddc09d"),
-    "efficientnetb1": WeightsFile("efficientnetb1_notop.h5", f"{_EFFICIENTNET}efficientnetb1_notop.h5",
-                                  "74c4e6b3e1f6a1eea24c589628592432"),
-    "efficientnetb2": WeightsFile("efficientnetb2_notop.h5", f"{_EFFICIENTNET}efficientnetb2_notop.h5",
-                                  "111f8e2ac8aa800a7a99e3239f7bfb39"),
-    "efficientnetb3": WeightsFile("efficientnetb3_notop.h5", f"{_EFFICIENTNET}efficientnetb3_notop.h5",
-                                  "af6d107764bb5b1abb91932881670226"),
-    # alpha 1.0, rows 224: Keras's default (its file for any input size outside 96..224). The kernels
-    # do not depend on the input size, so they load into an encoder of any image_size. Keras pins no
-    # hash for MobileNetV2; a truncated download is still refused (Content-Length check).
-    "mobilenetv2": WeightsFile("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-                               f"{_TF}mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-                               None),
-}
+def imagenet_files() -> dict[str, WeightsFile]:
+    """Every encoder's ImageNet weight file, by encoder name (the files are in polyp_ray.models.encoders)."""
+    return {name: spec.weights for name, spec in ENCODERS.items() if spec.weights is not None}
 
 
 def keras_models_dir() -> Path:
@@ -71,10 +42,10 @@ def resolve_weights(encoder: str, weights: str) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"encoder_weights: {path}: weights file not found")
         return path
-    spec = NOTOP_WEIGHTS.get(encoder)
+    spec = imagenet_files().get(encoder)
     if spec is None:
         raise ConfigError(f"encoder_weights: imagenet: no ImageNet weights for encoder {encoder!r}; "
-                          f"known: {sorted(NOTOP_WEIGHTS)}")
+                          f"known: {sorted(imagenet_files())}")
     target = keras_models_dir() / spec.file
     if target.is_file() and file_matches(target, spec.file_hash):
         return target
@@ -101,7 +72,7 @@ def install_payload(payload: Mapping[str, bytes]) -> None:
     the write is atomic (temporary file + rename), so trials starting together on one node are safe."""
     models = keras_models_dir()
     for name, data in payload.items():
-        spec = next((s for s in NOTOP_WEIGHTS.values() if s.file == name), None)
+        spec = next((s for s in imagenet_files().values() if s.file == name), None)
         if spec is None:  # only known cache names, never a path from elsewhere
             raise ValueError(f"install_payload: {name!r} is not a known weights file")
         target = models / name

@@ -35,7 +35,7 @@ def build_report(exp_dir: str | Path, out: str | Path | None = None, gallery: bo
 def render(exp: Experiment, gallery: Gallery) -> str:
     page = Page()
     families, trials = compare.family_rows(exp), compare.trial_rows(exp)
-    colours = figures.family_colours([r.model for r in families])
+    colours = figures.family_colours([r.family for r in families])
     scores = generalisation.load(exp)
     spread = page.figure(literature.distribution_figure(exp, scores)) if scores else ""
     body = [

@@ -22,7 +22,7 @@ from polyp_ray.stats import Interval, PairedTest, bootstrap_ci, paired_wilcoxon
 class Row:
     kind: str  # "family" | "trial"
     label: str
-    model: str
+    family: str  # the decoder on its encoder (models.registry.family_name)
     trial_id: str
     n_trials: int
     val_dice: float
@@ -58,7 +58,7 @@ def family_best(exp: Experiment) -> dict[str, str]:
     """Each family's best trial id, best family first (trials are already sorted by the metric)."""
     best: dict[str, str] = {}
     for _, row in exp.scored_trials().iterrows():
-        best.setdefault(str(row["model"]), str(row["trial_id"]))
+        best.setdefault(str(row["family"]), str(row["trial_id"]))
     return best
 
 
@@ -69,7 +69,7 @@ def trial_rows(exp: Experiment) -> list[Row]:
 def family_rows(exp: Experiment) -> list[Row]:
     rows = []
     for family, trial_id in family_best(exp).items():
-        members = exp.trials[exp.trials["model"] == family]
+        members = exp.trials[exp.trials["family"] == family]
         rows.append(_row(exp, exp.trial_row(trial_id), "family", family, len(members), _costs(members)))
     return rows
 
@@ -92,7 +92,7 @@ def _row(exp: Experiment, row: pd.Series, kind: str, label: str, n_trials: int, 
     trial_id = str(row["trial_id"])
     test = exp.tests.get(trial_id, {})
     return Row(
-        kind=kind, label=label, model=str(row.get("model", "")), trial_id=trial_id, n_trials=n_trials,
+        kind=kind, label=label, family=str(row.get("family", "")), trial_id=trial_id, n_trials=n_trials,
         val_dice=_num(row, "best_val_dice"), val_iou=_num(row, "best_val_iou"),
         val_miou=_num(row, "best_val_miou_2class"),
         test_dice=bootstrap_ci(list(exp.per_image(trial_id, "dice").values())),

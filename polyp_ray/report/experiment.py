@@ -33,7 +33,7 @@ class Experiment:
     space_text: str
     space: SearchSpace | None
     space_problem: str
-    trials: pd.DataFrame  # trials.csv, best first (by the job's metric)
+    trials: pd.DataFrame  # trials.csv, best first (by the job's metric), with each trial's ``family``
     histories: dict[str, pd.DataFrame]  # trial_id -> per-epoch rows
     tests: dict[str, dict[str, Any]]  # trial_id -> test_metrics.json
     params: dict[str, dict[str, Any]]  # trial_id -> the sampled parameters, with their original types
@@ -172,9 +172,10 @@ def _read_trials(path: Path, job: dict[str, Any]) -> pd.DataFrame:
     fixed = job.get("trial") or {}
     if "model" not in table:
         table["model"] = str(fixed.get("model", "model"))
-    # A family is a decoder on an encoder: "unet" (the notebook's conv encoder), "unet_resnet50", ...
+    # A family is a decoder on an encoder: "unet" (the notebook's conv encoder), "unet_resnet50", ...; the
+    # model column stays the decoder the trial ran (a sampled parameter, for the importance and the plots).
     encoders = table["encoder"] if "encoder" in table else pd.Series(fixed.get("encoder", "conv"), index=table.index)
-    table["model"] = [family_name(str(m), e) for m, e in zip(table["model"], encoders, strict=True)]
+    table["family"] = [family_name(str(m), e) for m, e in zip(table["model"], encoders, strict=True)]
     metric = f"best_{job.get('metric', 'val_dice')}"
     if metric in table:
         table = table.sort_values(metric, ascending=job.get("mode", "max") == "min", na_position="last")

@@ -36,7 +36,7 @@ def learning_curves(exp: Experiment, colours: dict[str, str], top: int = TOP_LIN
     """The best ``top`` trials in their family's colour, the best drawn last (on top); the others as one
     faded grey trace beneath them, where their overlap reads as a density."""
     fig = go.Figure()
-    curves = [(str(row["trial_id"]), str(row["model"]), exp.histories[str(row["trial_id"])])
+    curves = [(str(row["trial_id"]), str(row["family"]), exp.histories[str(row["trial_id"])])
               for _, row in exp.trials.iterrows() if str(row["trial_id"]) in exp.histories]  # best first
     curves = [(t, f, h) for t, f, h in curves if "val_dice" in h and not h.empty]
     best, rest = curves[:top], curves[top:]
@@ -124,7 +124,7 @@ def parallel_coordinates(exp: Experiment, top: int = TOP_LINES, bins: int = 5) -
     for i in reversed(range(min(top, len(rows)))):
         row, ys = rows[i], lines[i]
         colour = sample_colorscale(SCALE, [_unit(float(scores[i]), low, high)])[0]
-        text = f"{esc(row['trial_id'])} ({esc(row['model'])}): {exp.metric} {scores[i]:.3f}"
+        text = f"{esc(row['trial_id'])} ({esc(row['family'])}): {exp.metric} {scores[i]:.3f}"
         fig.add_trace(go.Scatter(x=list(range(len(ys))), y=ys, mode="lines+markers", showlegend=False,
                                  line={"color": colour, "width": 2}, marker={"size": 4, "color": colour},
                                  customdata=[text] * len(ys), hovertemplate="%{customdata}<extra></extra>"))

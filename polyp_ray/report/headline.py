@@ -21,7 +21,7 @@ from polyp_ray.report.table import ci, failures
 def headline(exp: Experiment, best: Row | None, body: dict[str, Any] | None) -> str:
     if best is None:
         return ""
-    parts = [f"Winner: <b>{esc(best.model)}</b> (trial {esc(best.trial_id)}), on "
+    parts = [f"Winner: <b>{esc(best.family)}</b> (trial {esc(best.trial_id)}), on "
              f"{esc(set_label(exp, 'test'))} Dice {ci(best.test_dice)}{failures(best.test_rates)}; "
              f"IoU {ci(best.test_iou)}, 2-class mIoU {fmt(best.test_miou)}."]
     worst = _worst_external(body)

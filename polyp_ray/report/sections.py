@@ -83,7 +83,7 @@ def notes(items: list[str]) -> str:
 
 
 def notebook(families: list[Row]) -> str:
-    ours = {r.model: r for r in families}
+    ours = {r.family: r for r in families}
     rows = []
     for family, name, value in NOTEBOOK:
         mine = ours.get(family)

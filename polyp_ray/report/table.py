@@ -103,7 +103,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 """
 
 Column = tuple[str, str, Callable[[Row], str]]  # header, tooltip, the row's <td>
-TEXT_COLUMNS = {"family / trial", "model"}
+TEXT_COLUMNS = {"family / trial", "family"}
 
 
 def ci(value: Interval) -> str:
@@ -137,7 +137,7 @@ def _structure(name: str) -> Column:
 
 COLUMNS: list[Column] = [
     ("family / trial", "model family, or trial id", lambda r: cell(_label(r), r.label)),
-    ("model", "", lambda r: cell(esc(r.model), r.model)),
+    ("family", "", lambda r: cell(esc(r.family), r.family)),
     ("val Dice", "best validation per-image Dice", lambda r: cell(fmt(r.val_dice), r.val_dice)),
     ("val IoU", "validation per-image IoU at that epoch", lambda r: cell(fmt(r.val_iou), r.val_iou)),
     ("test Dice [95% CI]", f"per-image mean, bootstrap over test images; median, share of images below Dice "

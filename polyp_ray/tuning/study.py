@@ -63,7 +63,12 @@ def open_storage(url: str, key: str) -> optuna.storages.RDBStorage:
 
 class PersistentOptunaSearch(OptunaSearch):
     """OptunaSearch whose study keeps every epoch, and whose restore closes the trials a killed driver
-    left RUNNING in the database."""
+    left RUNNING in the database.
+
+    Ray's OptunaSearch has no public handle on its study: this subclass reads three of its attributes,
+    ``_ot_study`` (the optuna.Study), ``_ot_trials`` (Tune trial id -> optuna trial) and
+    ``_completed_trials`` (Tune trial ids), the contract tests/tuning/test_study.py checks on the Ray
+    installed (test_the_optuna_search_attributes_this_subclass_reads)."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         # Tune hands a trial's last result to on_trial_complete only, never to on_trial_result: reported

@@ -9,8 +9,6 @@ and exported is the best of those, so the number TPE learns from is the number o
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,9 +20,10 @@ from ray import tune
 
 from polyp_ray.config import JobConfig, TrialConfig, with_sampled
 from polyp_ray.data.dataset import Described, PreparedData, prepare_data
-from polyp_ray.models.pretrained import needed_weights
 from polyp_ray.models.weights import weights_payload
+from polyp_ray.pretrained import needed_weights
 from polyp_ray.searchspace import SearchSpace
+from polyp_ray.trial_state import TrialState
 
 
 def score_key(metric: str) -> str:
@@ -66,7 +65,7 @@ def tune_trial(params: dict[str, Any], base: TrialConfig, refs: dict, resources:
         install_payload(ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights)
 
     config = trial_settings(base, params, resources)
-    run_trial(config, TuneReporter(resources, metric, mode), ray.get(refs[config.image_size]))
+    run_trial(config, TuneReporter(resources, metric, mode), ray.get(refs[config.image_size]), metric, mode)
 
 
 def trial_settings(base: TrialConfig, params: dict[str, Any], resources: dict[str, float]) -> TrialConfig:
@@ -74,15 +73,6 @@ def trial_settings(base: TrialConfig, params: dict[str, Any], resources: dict[st
     by the driver (finish.py) rather than by the trial."""
     return with_sampled(base, params, "trial params", evaluate_test=False,
                         cpu_threads=max(1, int(resources["cpu"])))
-
-
-def running_best(previous: float | None, value: float, mode: str) -> float:
-    """The best of ``previous`` and ``value``; a NaN epoch never becomes the best."""
-    if previous is None or math.isnan(previous):
-        return value
-    if math.isnan(value):
-        return previous
-    return max(previous, value) if mode == "max" else min(previous, value)
 
 
 class TuneReporter:
@@ -105,24 +95,11 @@ class TuneReporter:
         if self._restored is not None:  # the model is loaded by now: the copy (hundreds of MB) can go
             shutil.rmtree(self._restored, ignore_errors=True)
             self._restored = None
-        best = best_of(_history(checkpoint_dir) or [metrics], self.metric, self.mode)
+        # The best of every epoch the trial has run, from the state its checkpoint carries (earlier
+        # processes' too): the number ASHA compares and TPE is told, by the rule run_trial keeps its best by.
+        best = TrialState.read(checkpoint_dir).best(self.metric, self.mode)[1]
         # What the trial held and where it ran, for the report's CPU/GPU-hours and node placement.
         held = {"cpu": self.resources["cpu"], "gpu": self.resources["gpu"],
                 "node_id": ray.get_runtime_context().get_node_id()}
         tune.report({**metrics, score_key(self.metric): best, **held},
                     checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
-
-
-def best_of(rows: list[dict[str, Any]], metric: str, mode: str) -> float:
-    """The trial's score: the best ``metric`` over its epochs so far (a restarted trial's included)."""
-    best: float | None = None
-    for row in rows:
-        best = running_best(best, float(row[metric]), mode)
-    return float("nan") if best is None else best
-
-
-def _history(checkpoint_dir: Path) -> list[dict[str, Any]]:
-    """Every epoch the trial has run, from the state its checkpoint carries (earlier processes' too)."""
-    from polyp_ray.trial import STATE_FILE
-
-    return json.loads((checkpoint_dir / STATE_FILE).read_text()).get("history", [])

@@ -55,7 +55,7 @@ def test_importance_reads_the_searchs_stored_optuna_study(tiny_experiment: Path)
     exp = load_experiment(tiny_experiment)
     stored = param_importance(exp)
     assert stored.source == "the search's Optuna study" and stored.scored == len(exp.trials) == 6
-    record = exp.ours / "optuna.json"
+    record = exp.layout.optuna_record
     record.rename(record.with_suffix(".away"))  # an experiment from before the study was kept
     try:
         rebuilt = param_importance(load_experiment(tiny_experiment))

@@ -73,7 +73,7 @@ def test_test_scores_of_the_older_protocol_are_named(tmp_path: Path) -> None:
 
 def test_curves_fade_the_rest_and_draw_the_best_last(search: Path) -> None:
     exp = load_experiment(search)
-    fig = figures.learning_curves(exp, figures.family_colours(sorted(set(exp.trials["model"]))), top=10)
+    fig = figures.learning_curves(exp, figures.family_colours(sorted(set(exp.trials["family"]))), top=10)
     faded, *drawn = [t for t in fig.data if t.name != "stopped by ASHA"]
     assert faded.name == "the other 50 trials" and list(faded.y).count(None) == 50
     assert len(drawn) == 10 and drawn[-1].customdata[0].startswith(exp.best_trial_id)

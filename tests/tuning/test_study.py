@@ -188,3 +188,16 @@ def test_a_database_without_its_driver_says_which_module_is_missing() -> None:
         pytest.skip("pg8000 is installed here, so its absence cannot be shown")
     with pytest.raises(ConfigError, match=r"^optuna_storage: .*driver is not installed \(No module named 'pg8000'\)"):
         open_storage("postgresql+pg8000://u@127.0.0.1:1/db", "optuna_storage")
+
+
+def test_the_optuna_search_attributes_this_subclass_reads(tmp_path: Path) -> None:
+    """PersistentOptunaSearch reads three private attributes of Ray's OptunaSearch: their contract."""
+    job, space = _job(tmp_path)
+    searcher = new_searcher(job, space, _store(tmp_path / "exp", "run"))
+    searcher.suggest("tune-1")
+    assert isinstance(searcher._ot_study, optuna.Study)
+    assert searcher._ot_trials["tune-1"].number == 0
+    assert "tune-1" not in searcher._completed_trials
+    searcher.on_trial_complete("tune-1", {score_key("val_dice"): 0.4, "training_iteration": 1})
+    assert "tune-1" in searcher._completed_trials
+    assert searcher._ot_study.trials[0].state == TrialState.COMPLETE
