@@ -67,3 +67,12 @@ def test_a_job_lists_its_sources(two_sources: list[str], tmp_path: Path) -> None
     job.write_text(f"searchspace: space.yaml\ndata: {{path: [{two_sources[0]}, {two_sources[0]}]}}\n")
     with pytest.raises(ConfigError, match="data.path: a list of sources must name distinct"):
         load_job_config(job)
+
+
+def test_the_pranet_protocol_job_is_a_valid_job() -> None:
+    """jobs/pranet_protocol.yaml loads as it is: two training sources, the three split lists, and the
+    literature's three external sets."""
+    job, _ = load_job_config(Path(__file__).resolve().parents[2] / "jobs" / "pranet_protocol.yaml")
+    data = job.trial.data
+    assert isinstance(data.path, list) and len(data.path) == 2 and set(data.split_files) == {"train", "val", "test"}
+    assert sorted(data.external_tests) == ["CVC-300", "CVC-ColonDB", "ETIS-LaribPolypDB"]
