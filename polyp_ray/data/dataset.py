@@ -207,7 +207,7 @@ def dataset_root(config: DataConfig) -> Path:
     from polyp_ray.data.public import PUBLIC_DATASETS, public_dataset_root
 
     if isinstance(config.path, list):
-        raise ValueError("several sources have no one root: describe() reads each")
+        raise ValueError("several sources have no one root: check_dataset() reads each")
     if config.is_synthetic:
         cache = config.resolved_cache_dir()
         return synthetic_dataset(cache, config.synthetic_count, config.synthetic_seed)
