@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from polyp_ray.errors import ConfigError
+from polyp_ray.metrics import METRICS, metric_direction
 from polyp_ray.strategy_config import StrategyKeys
 from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 
@@ -21,6 +22,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC = "synthetic"
 CACHE_FOLDER = "polyp_ray"  # under ~/.cache (not an experiment's polyp_ray/ subfolder)
 CALLBACKS = ("mlflow",)  # JobConfig.callbacks: Tune callbacks a job may switch on
+SPLIT_NAMES = ("train", "val", "test")
 RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains for, ASHA's max_t)"
 
 
@@ -28,7 +30,7 @@ RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains f
 class DataConfig:
     """Where the image/mask pairs are and how they are split."""
 
-    path: str = SYNTHETIC  # a dataset folder, or "synthetic" for the generated polyp set
+    path: str | list[str] = SYNTHETIC  # a folder, a public dataset's name, "synthetic"; or a list of sources
     layout: str = "auto"  # a name from polyp_ray.data.layouts, or "auto"
     image_dir: str | None = None  # the "folders" layout: image folder relative to path
     mask_dir: str | None = None
@@ -47,30 +49,29 @@ class DataConfig:
     synthetic_seed: int = 0
     # Other centres' sets ({name: folder or public name}), never trained on nor selected by (docs/generalisation.md).
     external_tests: dict[str, str] = field(default_factory=dict)
+    # A published split reproduced exactly: {train, val, test: a file of stems, one a line}; fractions unused.
+    split_files: dict[str, str] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         _check(0.0 < self.val_fraction < 1.0, where, "data.val_fraction", "must be in (0, 1): trials are ranked on val")
         _check(0.0 < self.test_fraction < 1.0, where, "data.test_fraction", "must be in (0, 1)")
-        _check(
-            self.val_fraction + self.test_fraction < 0.9,
-            where,
-            "data.val_fraction",
-            "val_fraction + test_fraction must leave at least 10% for training",
-        )
+        _check(self.val_fraction + self.test_fraction < 0.9, where, "data.val_fraction",
+               "val_fraction + test_fraction must leave at least 10% for training")
         _check(0 <= self.mask_threshold < 255, where, "data.mask_threshold", "must be in [0, 255)")
         _check(self.limit is None or self.limit >= 3, where, "data.limit", "must be at least 3")
         _check(self.synthetic_count >= 6, where, "data.synthetic_count", "must be at least 6")
+        _check(not isinstance(self.path, list) or (bool(self.path) and len(set(self.path)) == len(self.path)
+               and all(isinstance(p, str) and p and p != SYNTHETIC for p in self.path)), where, "data.path",
+               "a list of sources must name distinct folders or public datasets")
         for name, folder in self.external_tests.items():
             # The folder itself is checked where it is read (the driver), not on every worker.
             _check(bool(name) and "/" not in name and name != "test", where, f"data.external_tests.{name}",
                    "must be a plain name other than test")
             _check(bool(folder), where, f"data.external_tests.{name}", "needs a folder")
-        _check(
-            (self.groups_csv is None) == (self.group_column is None),
-            where,
-            "data.group_column",
-            "groups_csv and group_column must be given together",
-        )
+        _check((self.groups_csv is None) == (self.group_column is None), where, "data.group_column",
+               "groups_csv and group_column must be given together")
+        _check(set(self.split_files) in (set(), set(SPLIT_NAMES)), where, "data.split_files",
+               f"needs exactly the keys {', '.join(SPLIT_NAMES)} (a file of stems for each)")
 
     @property
     def is_synthetic(self) -> bool:
@@ -115,12 +116,8 @@ class HyperParams:
         _check(self.loss in LOSSES, where, "loss", f"unknown loss {self.loss!r}; known: {sorted(LOSSES)}")
         _check(self.precision in PRECISIONS, where, "precision", f"must be one of {list(PRECISIONS)}")
         _check(self.base_width >= 1, where, "base_width", "must be >= 1")
-        _check(
-            self.image_size >= 32 and self.image_size % 32 == 0,
-            where,
-            "image_size",
-            "must be a multiple of 32 (the models halve it five times)",
-        )
+        _check(self.image_size >= 32 and self.image_size % 32 == 0, where, "image_size",
+               "must be a multiple of 32 (the models halve it five times)")
         _check(self.batch_size >= 1, where, "batch_size", "must be >= 1")
         _check(0.0 <= self.aug_strength <= 1.0, where, "aug_strength", "must be in [0, 1]")
         _check(0.0 < self.learning_rate < 1.0, where, "learning_rate", "must be in (0, 1)")
@@ -138,6 +135,7 @@ class RunSettings:
     evaluate_test: bool = True  # a search evaluates the best checkpoint itself, after the trials
     output_dir: str = "runs/debug"  # where a debug run writes its artifacts
     cpu_threads: int = 0  # TensorFlow threads; 0 = all cores (a search sets the trial's CPU share)
+    val_structure: bool = False  # S_alpha, E_phi, F^w_beta, MAE on val every epoch (slow): the job's metric is one
     data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self, where: str) -> None:
@@ -170,8 +168,8 @@ class JobConfig(StrategyKeys):
     num_samples: int = 8
     grace_period: int = 1  # asha, median: epochs every trial gets before it can be stopped (at most trial.epochs)
     reduction_factor: int = 3  # asha, hyperband: keep the top 1/reduction_factor at each rung
-    metric: str = "val_dice"
-    mode: str = "max"
+    metric: str = "val_dice"  # val_<a name of polyp_ray.metrics.METRICS>, or val_loss
+    mode: str = ""  # "": the metric's own direction (MAE and the loss are minimised); max or min must agree
     max_concurrent: int = 2
     resources: Resources = field(default_factory=Resources)
     storage_path: str = "experiments"  # a local folder, or a cloud URI (s3://, gs://) on a cluster
@@ -201,9 +199,11 @@ class JobConfig(StrategyKeys):
         _check(self.trial.epochs >= 1, where, "trial.epochs", "must be >= 1")
         _check(1 <= self.grace_period <= self.trial.epochs, where, "grace_period", "must be in [1, trial.epochs]")
         _check(self.reduction_factor >= 2, where, "reduction_factor", "must be >= 2")
-        _check(self.metric in ("val_dice", "val_iou", "val_miou_2class", "val_loss"), where, "metric",
-               "must be val_dice, val_iou, val_miou_2class or val_loss")
-        _check(self.mode in ("max", "min"), where, "mode", "must be max or min")
+        try:
+            name, self.mode = metric_direction(self.metric, self.mode)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        self.trial.val_structure = self.trial.val_structure or (name in METRICS and METRICS[name].structure)
         _check(self.max_concurrent >= 1, where, "max_concurrent", "must be >= 1")
         _check(self.resources.cpu > 0, where, "resources.cpu", "must be > 0")
         _check(self.resources.gpu >= 0, where, "resources.gpu", "must be >= 0")

@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 
 from polyp_ray.config import JobConfig, TrialConfig
-from polyp_ray.ensemble import ensemble_counts
+from polyp_ray.data.dataset import SplitArrays
+from polyp_ray.data.sources import source_of
 from polyp_ray.evaluation import PROTOCOL
-from polyp_ray.metrics import scores_from_counts
+from polyp_ray.metrics import FAILURE_DICE
 from polyp_ray.models.registry import family_name
+from polyp_ray.set_scores import SetScores, score_members
 from polyp_ray.stats import bootstrap_ci, paired_wilcoxon
 
 TEST = "test"
@@ -40,6 +42,7 @@ class Row:
     family: str = ""
     dice: dict[str, np.ndarray] = field(default_factory=dict)  # set -> per-image Dice
     iou: dict[str, np.ndarray] = field(default_factory=dict)
+    scores: dict[str, SetScores] = field(default_factory=dict)  # set -> every per-image score
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,21 @@ def scored_ids(table: pd.DataFrame) -> list[str]:
     if "test_error" in table:
         ok &= table["test_error"].isna()
     return [str(t) for t in table.loc[ok, "trial_id"]]
+
+
+def source_tests(test: SplitArrays) -> dict[str, SplitArrays]:
+    """The test split of each source of a union (data/sources.py), named "<source> test", scored and
+    reported apart as the literature reports Kvasir and ClinicDB; none for a single source."""
+    rows: dict[str, list[int]] = {}
+    for i, stem in enumerate(test.stems):
+        if name := source_of(stem):
+            rows.setdefault(name, []).append(i)
+    if len(rows) < 2:
+        return {}
+    truths = test.truths or []
+    return {f"{name} test": SplitArrays(test.images[picked], test.masks[picked], [test.stems[i] for i in picked],
+                                        [truths[i] for i in picked] if truths else None)
+            for name, picked in rows.items()}
 
 
 def choose(ranked: list[str], configs: dict[str, TrialConfig], ensemble_k: int) -> Chosen:
@@ -93,11 +111,12 @@ def build_rows(chosen: Chosen, configs: dict[str, TrialConfig], probs: Probs, tt
 
 
 def score_row(row: Row, probs: Probs, truths: dict[str, list[np.ndarray] | None]) -> None:
-    """Per-image Dice and IoU of ``row`` on every set: its members' mean probability, thresholded."""
+    """Per-image scores of ``row`` on every set: its members' mean probability, thresholded for Dice and
+    IoU, as it is for the structure metrics."""
     for name, truth in truths.items():
         per_member = [probs[t][name][row.tta] for t in row.trial_ids]
-        scores = scores_from_counts(ensemble_counts(per_member, truth or [], row.threshold))
-        row.dice[name], row.iou[name] = scores["dice"], scores["iou"]
+        row.scores[name] = score_members(per_member, truth or [], row.threshold)
+        row.dice[name], row.iou[name] = row.scores[name].per_image["dice"], row.scores[name].per_image["iou"]
 
 
 def generalisation_body(rows: list[Row], sets: dict[str, dict[str, Any]], job: JobConfig) -> dict[str, Any]:
@@ -108,9 +127,7 @@ def generalisation_body(rows: list[Row], sets: dict[str, dict[str, Any]], job: J
     for row in rows:
         scored = {}
         for name, dice in row.dice.items():
-            interval = bootstrap_ci(dice)
-            entry: dict[str, Any] = {"dice": interval.mean, "dice_low": interval.low, "dice_high": interval.high,
-                                     "iou": float(np.mean(row.iou[name])) if len(dice) else None, "n": interval.n}
+            entry: dict[str, Any] = row.scores[name].entry()
             if winner is not None and row is not winner and row.kind != "family":
                 entry["vs_winner"] = paired(dice, winner.dice[name])
             scored[name] = entry
@@ -131,9 +148,11 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
 
 def console_lines(body: dict[str, Any]) -> list[str]:
     names = list(body["sets"])
-    lines = ["generalisation (per-image Dice at original resolution, 95% bootstrap CI):"]
+    lines = ["generalisation (per-image Dice at original resolution, 95% bootstrap CI; median; share of images "
+             f"below Dice {FAILURE_DICE}; S_alpha; MAE):"]
     for row in body["rows"]:
-        cells = [f"{name} {s['dice']:.4f} [{s['dice_low']:.4f}, {s['dice_high']:.4f}]"
+        cells = [f"{name} {s['dice']:.4f} [{s['dice_low']:.4f}, {s['dice_high']:.4f}] median {s['median']:.3f} "
+                 f"fail {s['failures']:.0%} S {s.get('s_alpha', float('nan')):.3f} MAE {s.get('mae', float('nan')):.3f}"
                  for name in names if (s := row["sets"].get(name))]
         lines.append(f"  {row['label']:<32} " + "; ".join(cells))
     return lines

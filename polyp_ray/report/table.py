@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
+from polyp_ray.metrics import FAILURE_DICE, METRICS, STRUCTURE
 from polyp_ray.report.comparison import Row
 from polyp_ray.report.markup import cell, esc, fmt, fmt_int
 from polyp_ray.stats import Interval
@@ -25,7 +27,10 @@ CAPTION = (
     "interval); test scores evaluate each trial's best checkpoint, with "
     "95% percentile-bootstrap intervals over test images (they cover image sampling, not training "
     "randomness). Dice and IoU are per image, averaged over images; an image with no polyp and no "
-    "prediction scores 1."
+    "prediction scores 1. Under each test Dice: the median, the share of images that failed (Dice below "
+    "0.1) and the share of images with a polyp on which the model predicted nothing. F^w_β, S_α, E_φ and "
+    "MAE are the polyp literature's structure metrics (PraNet's Table 1) on the probability map at each "
+    "image's original resolution; MAE is better when lower."
 )
 
 # Sorts each <tbody> of a table.sortable on its own, by each cell's data-sort; a header's data-type says
@@ -104,7 +109,30 @@ TEXT_COLUMNS = {"family / trial", "family"}
 def ci(value: Interval) -> str:
     if not value.defined:
         return "–"
-    return f"{value.mean:.3f} <small>[{value.low:.3f}, {value.high:.3f}]</small>"
+    return f"{value.mean:.3f}<br><small>[{value.low:.3f}, {value.high:.3f}]</small>"
+
+
+def failures(rates: dict[str, Any]) -> str:
+    """What a mean hides, under it: the median, the share of failed images, the empty predictions."""
+    if not rates or rates.get("median") is None:
+        return ""
+    empty = rates.get("empty_predictions")
+    empty_text = "–" if empty is None or _nan(empty) else f"{float(empty):.0%}"
+    return (f'<br><small class="rates">median {fmt(float(rates["median"]))} · '
+            f'{float(rates.get("failures", math.nan)):.0%} below {FAILURE_DICE} · {empty_text} empty</small>')
+
+
+def _nan(value: Any) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def _structure(name: str) -> Column:
+    metric = METRICS[name]
+    return (f"test {metric.label}", metric.text, lambda r: cell(fmt(r.test_structure.get(name, math.nan)),
+                                                             r.test_structure.get(name, math.nan)))
 
 
 COLUMNS: list[Column] = [
@@ -112,11 +140,13 @@ COLUMNS: list[Column] = [
     ("family", "", lambda r: cell(esc(r.family), r.family)),
     ("val Dice", "best validation per-image Dice", lambda r: cell(fmt(r.val_dice), r.val_dice)),
     ("val IoU", "validation per-image IoU at that epoch", lambda r: cell(fmt(r.val_iou), r.val_iou)),
-    ("test Dice [95% CI]", "per-image mean, bootstrap over test images",
-     lambda r: cell(ci(r.test_dice), r.test_dice.mean)),
+    ("test Dice [95% CI]", f"per-image mean, bootstrap over test images; median, share of images below Dice "
+     f"{FAILURE_DICE}, share of empty predictions on images with a polyp",
+     lambda r: cell(ci(r.test_dice) + failures(r.test_rates), r.test_dice.mean)),
     ("test IoU [95% CI]", "", lambda r: cell(ci(r.test_iou), r.test_iou.mean)),
     ("2-class mIoU", "the notebook's metric: pooled confusion matrix over the test split",
      lambda r: cell(fmt(r.test_miou), r.test_miou)),
+    *(_structure(name) for name in STRUCTURE),
     ("params", "weights, frozen included", lambda r: cell(fmt_int(r.n_params), r.n_params, "num")),
     ("image", "input side in pixels", lambda r: cell(fmt_int(r.image_size), r.image_size, "num")),
     ("batch", "", lambda r: cell(fmt_int(r.batch_size), r.batch_size, "num")),
@@ -131,9 +161,11 @@ COLUMNS: list[Column] = [
 
 def comparison(families: list[Row], trials: list[Row], best_trial: str | None, top: int = TOP_ROWS) -> str:
     """The table; trial rows after the first ``top`` are in the file but hidden until asked for."""
-    head = "".join(_head(name, tip) for name, tip, _ in COLUMNS)
-    family_rows = "".join(_table_row(r, best_trial) for r in families)
-    trial_rows = "".join(_table_row(r, best_trial, hidden=i >= top) for i, r in enumerate(trials))
+    on_gpu = any(r.gpu_hours > 0 for r in [*families, *trials])  # a CPU-only search has no GPU-h column
+    columns = [c for c in COLUMNS if on_gpu or c[0] != "GPU-h"]
+    head = "".join(_head(name, tip) for name, tip, _ in columns)
+    family_rows = "".join(_table_row(r, best_trial, columns) for r in families)
+    trial_rows = "".join(_table_row(r, best_trial, columns, hidden=i >= top) for i, r in enumerate(trials))
     table = (f'<table id="model-table" class="sortable" data-top="{top}"><thead><tr>{head}</tr></thead>'
              f'<tbody class="families">{family_rows}</tbody><tbody class="trials">{trial_rows}</tbody></table>')
     shown = min(top, len(trials))
@@ -150,9 +182,9 @@ def _head(name: str, tip: str) -> str:
     return f'<th scope="col" title="{esc(tip)}" data-type="{kind}" tabindex="0">{esc(name)}</th>'
 
 
-def _table_row(row: Row, best_trial: str | None, hidden: bool = False) -> str:
+def _table_row(row: Row, best_trial: str | None, columns: list[Column], hidden: bool = False) -> str:
     classes = [row.kind] + (["best"] if row.trial_id == best_trial and row.kind == "family" else [])
-    cells = "".join(render(row) for _, _, render in COLUMNS)
+    cells = "".join(render(row) for _, _, render in columns)
     return f'<tr class="{" ".join(classes)}"{" hidden" if hidden else ""}>{cells}</tr>'
 
 
