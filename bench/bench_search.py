@@ -79,7 +79,8 @@ def run_one(label: str, scheduler: str, sampler: str, budget: dict, seed: int, s
                              budget["num_samples"])
     if label == PEERS[1]:
         return replay_kerastuner(kt_points, surrogate, seed, budget["budget_s"], budget["max_concurrent"], work)
-    job = JobConfig(name="replay", scheduler=scheduler, sampler=sampler, seed=seed, num_samples=budget["num_samples"],
+    job = JobConfig(name="replay", mode="max", scheduler=scheduler, sampler=sampler, seed=seed,
+                    num_samples=budget["num_samples"],
                     max_concurrent=budget["max_concurrent"], grace_period=budget["grace_period"], reduction_factor=3,
                     storage_path=str(work), trial=TrialConfig(epochs=surrogate.epochs))
     return replay_tune(job, space, surrogate, seed, budget["budget_s"], work)
