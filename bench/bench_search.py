@@ -78,7 +78,8 @@ def run_one(label: str, scheduler: str, sampler: str, budget: dict, seed: int, s
         return replay_optuna(optuna_points, surrogate, seed, budget["budget_s"], budget["max_concurrent"],
                              budget["num_samples"])
     if label == PEERS[1]:
-        return replay_kerastuner(kt_points, surrogate, seed, budget["budget_s"], budget["max_concurrent"], work)
+        return replay_kerastuner(kt_points, surrogate, seed, budget["budget_s"], budget["max_concurrent"], work,
+                                 budget["num_samples"])
     job = JobConfig(name="replay", mode="max", scheduler=scheduler, sampler=sampler, seed=seed,
                     num_samples=budget["num_samples"],
                     max_concurrent=budget["max_concurrent"], grace_period=budget["grace_period"], reduction_factor=3,

@@ -138,7 +138,7 @@ def replay_optuna(points: Any, surrogate: Surrogate, seed: int, budget_s: float,
 
 
 def replay_kerastuner(space_hp: Any, surrogate: Surrogate, seed: int, budget_s: float, slots: int,
-                      work: Path, factor: int = 3) -> Trace:
+                      work: Path, num_samples: int, factor: int = 3) -> Trace:
     """KerasTuner's Hyperband oracle (its brackets, its random sampling), serially, a trial resuming the
     curve where the trial it continues stopped (KerasTuner reloads that model)."""
     import keras_tuner as kt
@@ -152,7 +152,9 @@ def replay_kerastuner(space_hp: Any, surrogate: Surrogate, seed: int, budget_s: 
     oracle._set_project_dir(tempfile.mkdtemp(prefix="kt-", dir=work), "kt")
     trace: Trace = []
     epochs, seconds = 0, 0.0
-    while seconds / slots < budget_s:
+    for _ in range(num_samples):  # the trial count bounds a budget of epochs (the kvasir shape)
+        if seconds / slots >= budget_s:
+            break
         trial = oracle.create_trial("replay")
         if trial.status != "RUNNING":
             break
