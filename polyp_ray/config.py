@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from polyp_ray.errors import ConfigError
+from polyp_ray.metrics import METRICS, metric_direction
 from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -138,6 +139,7 @@ class RunSettings:
     evaluate_test: bool = True  # a search evaluates the best checkpoint itself, after the trials
     output_dir: str = "runs/debug"  # where a debug run writes its artifacts
     cpu_threads: int = 0  # TensorFlow threads; 0 = all cores (a search sets the trial's CPU share)
+    val_structure: bool = False  # S_alpha, E_phi, F^w_beta, MAE on val every epoch (slow): the job's metric is one
     data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self, where: str) -> None:
@@ -170,8 +172,8 @@ class JobConfig:
     num_samples: int = 8
     grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped (at most trial.epochs)
     reduction_factor: int = 3  # ASHA: keep the top 1/reduction_factor at each rung
-    metric: str = "val_dice"
-    mode: str = "max"
+    metric: str = "val_dice"  # val_<a name of polyp_ray.metrics.METRICS>, or val_loss
+    mode: str = ""  # "": the metric's own direction (MAE and the loss are minimised); max or min must agree
     max_concurrent: int = 2
     resources: Resources = field(default_factory=Resources)
     storage_path: str = "experiments"  # a local folder, or a cloud URI (s3://, gs://) on a cluster
@@ -202,9 +204,11 @@ class JobConfig:
         _check(self.trial.epochs >= 1, where, "trial.epochs", "must be >= 1")
         _check(1 <= self.grace_period <= self.trial.epochs, where, "grace_period", "must be in [1, trial.epochs]")
         _check(self.reduction_factor >= 2, where, "reduction_factor", "must be >= 2")
-        _check(self.metric in ("val_dice", "val_iou", "val_miou_2class", "val_loss"), where, "metric",
-               "must be val_dice, val_iou, val_miou_2class or val_loss")
-        _check(self.mode in ("max", "min"), where, "mode", "must be max or min")
+        try:
+            name, self.mode = metric_direction(self.metric, self.mode)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        self.trial.val_structure = self.trial.val_structure or (name in METRICS and METRICS[name].structure)
         _check(self.max_concurrent >= 1, where, "max_concurrent", "must be >= 1")
         _check(self.resources.cpu > 0, where, "resources.cpu", "must be > 0")
         _check(self.resources.gpu >= 0, where, "resources.gpu", "must be >= 0")

@@ -10,6 +10,7 @@ vanished in the downsample would become an empty truth that an empty prediction 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,14 @@ from PIL import Image
 
 from polyp_ray.data.dataset import SplitArrays
 from polyp_ray.experiment import TrialFiles
-from polyp_ray.metrics import counts_of, scores_from_counts, summarise_counts
+from polyp_ray.metrics import counts_of, image_counts, scores_from_counts, summarise_counts
+from polyp_ray.structure_metrics import StructureScores, structure_scores
 
 PROTOCOL = "original_resolution"
 PROTOCOL_TEXT = ("per-image polyp Dice/IoU at each image's original resolution: probabilities resized "
                  "(bilinear) to the original mask size, thresholded, scored against the original mask "
-                 "binarised once; the mean over images")
+                 "binarised once; S_alpha, E_phi, F^w_beta and MAE on the resized probabilities; the mean "
+                 "over images")
 
 
 def predict_probs(model: Any, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -52,6 +55,27 @@ def original_counts(probs: np.ndarray, truths: list[np.ndarray], threshold: floa
     return counts_of(preds, (np.asarray(t) > 0 for t in truths))
 
 
+def score_maps(maps: Iterable[np.ndarray], truths: list[np.ndarray], threshold: float,
+               structure: bool = True) -> tuple[np.ndarray, StructureScores]:
+    """Pixel counts and (``structure``) the structure metrics of original-size probability maps, one
+    pass: each map is made once (a resize, or an ensemble's mean) and scored both ways."""
+    counts, kept = [], []
+    for prob, truth in zip(maps, truths, strict=True):
+        counts.append(image_counts(prob > threshold, np.asarray(truth) > 0))
+        if structure:
+            kept.append(prob)
+    stacked = np.stack(counts) if counts else np.zeros((0, 4), dtype=np.int64)
+    return stacked, (structure_scores(kept, [np.asarray(t) > 0 for t in truths]) if structure
+                     else StructureScores())
+
+
+def resized_maps(probs: np.ndarray, truths: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """Each probability map resized to its image's original size."""
+    if len(probs) != len(truths):
+        raise ValueError(f"{len(probs)} predictions for {len(truths)} truths")
+    return (upsample(p, t.shape) for p, t in zip(probs, truths, strict=True))
+
+
 def truths_of(split: SplitArrays) -> list[np.ndarray]:
     if split.truths is None:
         raise ValueError("this split carries no original-size truths (only val and test do)")
@@ -60,15 +84,16 @@ def truths_of(split: SplitArrays) -> list[np.ndarray]:
 
 def score_split(probs: np.ndarray, split: SplitArrays, threshold: float) -> dict[str, Any]:
     """The summary and one row per image, scored by the protocol above."""
-    counts = original_counts(probs, truths_of(split), threshold)
-    scores = scores_from_counts(counts)
+    truths = truths_of(split)
+    counts, structure = score_maps(resized_maps(probs, truths), truths, threshold)
+    scores = {**scores_from_counts(counts), **structure.per_image}
     rows = [
         {"stem": stem, **{k: round(float(v[i]), 6) for k, v in scores.items()},
-         "height": int(split.truths[i].shape[0]), "width": int(split.truths[i].shape[1])}  # type: ignore[index]
+         "height": int(truths[i].shape[0]), "width": int(truths[i].shape[1])}
         for i, stem in enumerate(split.stems)
     ]
     return {"threshold": threshold, "protocol": PROTOCOL, "protocol_text": PROTOCOL_TEXT,
-            "summary": summarise_counts(counts), "per_image": rows}
+            "summary": {**summarise_counts(counts), **structure.summary()}, "per_image": rows}
 
 
 def evaluate_split(model: Any, split: SplitArrays, threshold: float,

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from polyp_ray.config import JobConfig, TrialConfig
-from polyp_ray.ensemble import ensemble_counts
 from polyp_ray.evaluation import PROTOCOL
-from polyp_ray.metrics import scores_from_counts
+from polyp_ray.metrics import FAILURE_DICE
 from polyp_ray.models.registry import family_name
+from polyp_ray.set_scores import SetScores, score_members
 from polyp_ray.stats import bootstrap_ci, paired_wilcoxon
 
 TEST = "test"
@@ -40,6 +40,7 @@ class Row:
     family: str = ""
     dice: dict[str, np.ndarray] = field(default_factory=dict)  # set -> per-image Dice
     iou: dict[str, np.ndarray] = field(default_factory=dict)
+    scores: dict[str, SetScores] = field(default_factory=dict)  # set -> every per-image score
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,12 @@ def build_rows(chosen: Chosen, configs: dict[str, TrialConfig], probs: Probs, tt
 
 
 def score_row(row: Row, probs: Probs, truths: dict[str, list[np.ndarray] | None]) -> None:
-    """Per-image Dice and IoU of ``row`` on every set: its members' mean probability, thresholded."""
+    """Per-image scores of ``row`` on every set: its members' mean probability, thresholded for Dice and
+    IoU, as it is for the structure metrics."""
     for name, truth in truths.items():
         per_member = [probs[t][name][row.tta] for t in row.trial_ids]
-        scores = scores_from_counts(ensemble_counts(per_member, truth or [], row.threshold))
-        row.dice[name], row.iou[name] = scores["dice"], scores["iou"]
+        row.scores[name] = score_members(per_member, truth or [], row.threshold)
+        row.dice[name], row.iou[name] = row.scores[name].per_image["dice"], row.scores[name].per_image["iou"]
 
 
 def generalisation_body(rows: list[Row], sets: dict[str, dict[str, Any]], job: JobConfig) -> dict[str, Any]:
@@ -108,9 +110,7 @@ def generalisation_body(rows: list[Row], sets: dict[str, dict[str, Any]], job: J
     for row in rows:
         scored = {}
         for name, dice in row.dice.items():
-            interval = bootstrap_ci(dice)
-            entry: dict[str, Any] = {"dice": interval.mean, "dice_low": interval.low, "dice_high": interval.high,
-                                     "iou": float(np.mean(row.iou[name])) if len(dice) else None, "n": interval.n}
+            entry: dict[str, Any] = row.scores[name].entry()
             if winner is not None and row is not winner and row.kind != "family":
                 entry["vs_winner"] = paired(dice, winner.dice[name])
             scored[name] = entry
@@ -131,9 +131,11 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
 
 def console_lines(body: dict[str, Any]) -> list[str]:
     names = list(body["sets"])
-    lines = ["generalisation (per-image Dice at original resolution, 95% bootstrap CI):"]
+    lines = ["generalisation (per-image Dice at original resolution, 95% bootstrap CI; median; share of images "
+             f"below Dice {FAILURE_DICE}; S_alpha; MAE):"]
     for row in body["rows"]:
-        cells = [f"{name} {s['dice']:.4f} [{s['dice_low']:.4f}, {s['dice_high']:.4f}]"
+        cells = [f"{name} {s['dice']:.4f} [{s['dice_low']:.4f}, {s['dice_high']:.4f}] median {s['median']:.3f} "
+                 f"fail {s['failures']:.0%} S {s.get('s_alpha', float('nan')):.3f} MAE {s.get('mae', float('nan')):.3f}"
                  for name in names if (s := row["sets"].get(name))]
         lines.append(f"  {row['label']:<32} " + "; ".join(cells))
     return lines

@@ -10,14 +10,87 @@ Two families, kept apart on purpose:
   notebook's 0.66.
 
 Both are computed from per-image pixel counts, so images of different sizes (each scored at its own
-original geometry) pool correctly.
+original geometry) pool correctly. The literature's structure metrics (S_alpha, E_phi, F^w_beta, MAE)
+score the probability map itself, not a thresholded mask: structure_metrics.py.
+
+``METRICS`` names every metric a job may rank trials by (``metric: val_<name>``), with its direction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the key in test_metrics.json's summary; trials.csv has test_<name> and best_val_<name>
+    label: str  # a table's column header
+    mode: str  # "max" or "min": which way is better
+    structure: bool  # scored on the probability map by pysodmetrics: ~50 ms an image, not microseconds
+    text: str
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("dice", "Dice", "max", False, "per-image polyp Dice at the threshold, mean over images (mDice)"),
+    Metric("iou", "IoU", "max", False, "per-image polyp IoU at the threshold, mean over images (mIoU)"),
+    Metric("miou_2class", "2-class mIoU", "max", False,
+           "the notebook's IoU of background and polyp from one confusion matrix pooled over all pixels"),
+    Metric("wf_beta", "F^w_β", "max", True, "weighted F-measure (Margolin et al. 2014, β² = 1), mean over images"),
+    Metric("s_alpha", "S_α", "max", True, "structure measure (Fan et al. 2017, α = 0.5), mean over images"),
+    Metric("mean_e_phi", "mean E_φ", "max", True,
+           "enhanced-alignment measure (Fan et al. 2018), mean over the 256 thresholds and the images"),
+    Metric("max_e_phi", "max E_φ", "max", True,
+           "E_φ at the best threshold of the set's mean E_φ curve (as the literature's toolbox reports it)"),
+    Metric("mae", "MAE", "min", True, "mean absolute error of the probability map, mean over images"),
+)}
+STRUCTURE = tuple(name for name, m in METRICS.items() if m.structure)
+LITERATURE = ("dice", "iou", "wf_beta", "s_alpha", "mean_e_phi", "max_e_phi", "mae")  # PraNet's Table 1 order
+VAL_LOSS = "val_loss"
+
+
+def job_metric(key: str) -> tuple[str, str]:
+    """(name, mode) of a job's ``metric`` (``val_<name>`` or ``val_loss``); KeyError when unknown."""
+    if key == VAL_LOSS:
+        return "loss", "min"
+    name = key.removeprefix("val_")
+    if not key.startswith("val_") or name not in METRICS:
+        raise KeyError(key)
+    return name, METRICS[name].mode
+
+
+def metric_direction(key: str, mode: str) -> tuple[str, str]:
+    """(name, mode) of a job's ``metric`` and ``mode`` ("" for the metric's own); ValueError naming the key."""
+    try:
+        name, direction = job_metric(key)
+    except KeyError:
+        raise ValueError(f"metric: unknown metric {key!r}; known: {', '.join(job_metrics())}") from None
+    if mode not in ("", direction):
+        raise ValueError(f"mode: {key} is {'maximised' if direction == 'max' else 'minimised'}: "
+                         f"set {direction} or leave mode out")
+    return name, direction
+
+
+def job_metrics() -> list[str]:
+    return [f"val_{name}" for name in METRICS] + [VAL_LOSS]
+
+
+FAILURE_DICE = 0.1  # an image scoring below this Dice is a failure: the polyp was essentially not found
+
+
+def failure_rates(dice: np.ndarray, pred_fraction: np.ndarray, truth_fraction: np.ndarray) -> dict[str, float]:
+    """What a mean hides: the median Dice, the share of images below ``FAILURE_DICE``, and the share of
+    images with a polyp on which the model predicted nothing at all (None where no image has one)."""
+    dice, pred, truth = (np.asarray(a, dtype=np.float64) for a in (dice, pred_fraction, truth_fraction))
+    if not len(dice):
+        return {"median": float("nan"), "failures": float("nan"), "empty_predictions": float("nan")}
+    polyp = truth > 0
+    empty = float(np.mean(pred[polyp] == 0)) if polyp.any() else float("nan")
+    return {"median": float(np.median(dice)), "failures": float(np.mean(dice < FAILURE_DICE)),
+            "empty_predictions": empty}
+
 
 # Columns of a counts array: one row per image.
 INTER, PRED, TRUE, PIXELS = range(4)

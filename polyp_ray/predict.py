@@ -57,7 +57,7 @@ class Predictor:
     def image_size(self) -> int:
         return self.members[0].image_size
 
-    def describe(self) -> str:
+    def summary(self) -> str:
         sizes = "/".join(str(s) for s in dict.fromkeys(m.image_size for m in self.members))
         models = f"an ensemble of {len(self.members)} models" if len(self.members) > 1 else "model"
         return (f"{models} {self.source}, input {sizes} px, threshold {self.threshold:g}"
@@ -76,7 +76,7 @@ def _main(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.experiment, args.model, args.threshold, args.ensemble, args.tta)
     failed = predict_folder(predictor, images, out, args.batch_size)
     written = len(images) - len(failed)
-    print(f"wrote {written} mask(s) and overlay(s) to {out} ({predictor.describe()})")
+    print(f"wrote {written} mask(s) and overlay(s) to {out} ({predictor.summary()})")
     return 2 if failed else 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from polyp_ray.config import JobConfig, TrialConfig, load_job, load_job_config, to_dict, trial_config_for
 from polyp_ray.errors import ConfigError, help_text, one_line, run_cli
 from polyp_ray.experiment import TrialFiles
+from polyp_ray.metrics import LITERATURE, METRICS
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 
 DEFAULT_JOB = "default.yaml"
@@ -127,9 +128,9 @@ def _debug(job: JobConfig, verbose: bool = False) -> int:
     print(f"debug trial: model={config.model} encoder={config.encoder} base_width={config.base_width} "
           f"image_size={config.image_size} batch_size={config.batch_size} epochs={config.epochs} "
           f"precision={config.precision} data={config.data.path}", flush=True)
-    from polyp_ray.data.dataset import describe, prepare_data
+    from polyp_ray.data.dataset import check_dataset, prepare_data
 
-    described = describe(config.data)  # checks every pair first
+    described = check_dataset(config.data)  # checks every pair first
     described.info.check_batch_size(config.batch_size, "trial.batch_size")  # before any decode cache
     described.info.announce()
     result = run_trial(config, DebugReporter(out, job.metric, job.mode),
@@ -142,6 +143,8 @@ def _debug(job: JobConfig, verbose: bool = False) -> int:
           f"{test.get('dice', float('nan')):.4f}, iou {test.get('iou', float('nan')):.4f}, "
           f"2-class mIoU {test.get('miou_2class', float('nan')):.4f} ({test.get('n_images', 0)} images, "
           "scored at their original resolution)")
+    if test.get("s_alpha") is not None:
+        print("  the literature's figures: " + ", ".join(f"{METRICS[k].label} {test[k]:.4f}" for k in LITERATURE))
     shown = ", ".join(p.name for p in (files.best_model, files.test_metrics, files.history, files.config))
     print(f"artifacts: {out.resolve()} ({shown}, {files.predictions.name}/)")
     return 0

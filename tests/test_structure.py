@@ -15,10 +15,12 @@ MAX_LINES = 300
 # or of its callers. The package itself is the public API over every floor, so it stands on top.
 FLOORS = [
     ("polyp_ray.errors", "polyp_ray.tf_quiet", "polyp_ray.fetch", "polyp_ray.typed_yaml", "polyp_ray.stats",
-     "polyp_ray.losses", "polyp_ray.metrics", "polyp_ray.schedules", "polyp_ray.runtime"),
+     "polyp_ray.losses", "polyp_ray.metrics", "polyp_ray.structure_metrics", "polyp_ray.schedules",
+     "polyp_ray.runtime"),
     ("polyp_ray.models",),
     ("polyp_ray.config", "polyp_ray.experiment", "polyp_ray.searchspace", "polyp_ray.pretrained", "polyp_ray.data"),
-    ("polyp_ray.evaluation", "polyp_ray.ensemble", "polyp_ray.generalisation", "polyp_ray.trial_state"),
+    ("polyp_ray.evaluation", "polyp_ray.ensemble", "polyp_ray.set_scores", "polyp_ray.generalisation",
+     "polyp_ray.trial_state"),
     ("polyp_ray.trial",),
     ("polyp_ray.storage", "polyp_ray.tuning"),
     ("polyp_ray.search", "polyp_ray.report", "polyp_ray.predict", "polyp_ray.export", "polyp_ray",

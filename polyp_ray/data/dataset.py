@@ -124,17 +124,17 @@ class Described:
 
 def describe_dataset(config: DataConfig) -> tuple[DatasetInfo, list[Pair]]:
     """Find and validate the pairs (every problem in one DataError), group and split them."""
-    described = describe(config)
+    described = check_dataset(config)
     return described.info, described.pairs
 
 
-def describe(config: DataConfig) -> Described:
+def check_dataset(config: DataConfig) -> Described:
     """``describe_dataset`` with what validation learnt, to hand to ``prepare_data`` for each image size
     (so a search hashes, loads and splits the dataset once, not once per size)."""
-    return Described(*_describe(config))
+    return Described(*_check(config))
 
 
-def _describe(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
+def _check(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
     root = dataset_root(config)
     layout, pairs, problems = discover_pairs(root, config.layout, config.image_dir, config.mask_dir)
     if config.limit:
@@ -178,8 +178,8 @@ def dataset_root(config: DataConfig) -> Path:
 def prepare_data(config: DataConfig, image_size: int, described: Described | None = None) -> PreparedData:
     """Validated, decoded, resized and split arrays for one image size (decoded once, then cached);
     val and test also carry their original-size masks (``SplitArrays.truths``). ``described``: the
-    dataset as ``describe(config)`` already found it."""
-    info, pairs, checked = (described.info, described.pairs, described.checked) if described else _describe(config)
+    dataset as ``check_dataset(config)`` already found it."""
+    info, pairs, checked = (described.info, described.pairs, described.checked) if described else _check(config)
     images, masks = decoded_arrays(pairs, info.sha256, image_size, config)
     index = {p.stem: i for i, p in enumerate(pairs)}
     splits = {}

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.report import comparison as compare
-from polyp_ray.report import figures, generalisation, progress, sections, table
+from polyp_ray.report import figures, generalisation, literature, progress, sections, table
 from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
 from polyp_ray.report.gallery import Gallery, build_gallery
+from polyp_ray.report.headline import headline
 from polyp_ray.report.importance import param_importance
 from polyp_ray.report.page import Page
 
@@ -63,19 +64,24 @@ def render(exp: Experiment, gallery: Gallery) -> str:
     page = Page()
     families, trials = compare.family_rows(exp), compare.trial_rows(exp)
     colours = figures.family_colours([r.family for r in families])
+    scores = generalisation.load(exp)
+    spread = page.figure(literature.distribution_figure(exp, scores)) if scores else ""
     body = [
-        sections.header(exp, families[0] if families else None), sections.notes(exp.notes),
-        sections.section("comparison", "Model comparison",
-                         table.comparison(families, trials, exp.best_trial_id)
-                         + "<h3>Beside the notebook</h3>" + sections.notebook(families)),
-        sections.section("generalisation", "Generalisation: test and external sets", generalisation.table(exp)),
-        sections.section("ranking", "Is the ranking real?",
-                         sections.ranking(compare.ranking(exp), {r.trial_id: r.test_dice for r in trials})),
-        sections.section("progress", "Search progress", _progress(exp, page)),
-        sections.section("curves", "Learning curves", page.figure(figures.learning_curves(exp, colours))),
-        sections.section("hyperparameters", "Hyperparameters", _hyperparameters(exp, page)),
-        sections.section("gallery", "Best model's test images", _gallery(exp, page, gallery, colours)),
-        sections.section("reproducibility", "Reproducibility", sections.reproducibility(exp)),
+        sections.header(exp, headline(exp, families[0] if families else None, scores)), sections.notes(exp.notes),
+        page.section("comparison", "Model comparison",
+                     table.comparison(families, trials, exp.best_trial_id)
+                     + "<h3>Beside the notebook</h3>" + sections.notebook(families), "Models"),
+        page.section("generalisation", "Generalisation: test and external sets",
+                     generalisation.table(exp, spread) + "<h3>In the literature's layout</h3>"
+                     + literature.literature_table(exp, scores), "Generalisation"),
+        page.section("ranking", "Is the ranking real?",
+                     sections.ranking(compare.ranking(exp), {r.trial_id: r.test_dice for r in trials})),
+        page.section("progress", "Search progress", _progress(exp, page)),
+        page.section("curves", "Learning curves", page.figure(figures.learning_curves(exp, colours))),
+        page.section("hyperparameters", "Hyperparameters", _hyperparameters(exp, page)),
+        page.section("gallery", "Best model's test images", _gallery(exp, page, gallery, colours),
+                     "Best model's images"),
+        page.section("reproducibility", "Reproducibility", sections.reproducibility(exp)),
     ]
     return page.render(f"polyp-ray: {exp.name}", "".join(body))
 

@@ -7,11 +7,13 @@ score would report the test split's noise as if it were a better model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from polyp_ray.metrics import STRUCTURE, failure_rates
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.stats import Interval, PairedTest, bootstrap_ci, paired_wilcoxon
 
@@ -39,6 +41,8 @@ class Row:
     cpu_hours: float
     gpu_hours: float
     test_error: str = ""  # why this trial's checkpoint could not be scored on the test split
+    test_rates: dict[str, float] = field(default_factory=dict)  # median, failures, empty_predictions
+    test_structure: dict[str, float] = field(default_factory=dict)  # the literature's metrics on test
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,18 @@ def _row(exp: Experiment, row: pd.Series, kind: str, label: str, n_trials: int, 
         stopped_early=str(row.get("stopped_early", "")).lower() == "true", status=str(row.get("status", "")),
         wall_s=_num(costs, "wall_s"), cpu_hours=_num(costs, "cpu_hours"), gpu_hours=_num(costs, "gpu_hours"),
         test_error=exp.test_error(trial_id),
+        test_rates=_rates(test.get("per_image", [])),
+        test_structure={name: _num(test.get("summary", {}), name, _num(row, f"test_{name}")) for name in STRUCTURE},
     )
+
+
+def _rates(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Median, failure share and empty-prediction share from test_metrics.json's per-image rows."""
+    rows = [r for r in rows if "dice" in r]
+    if not rows:
+        return {}
+    columns = (np.array([_num(r, key, 0.0) for r in rows]) for key in ("dice", "pred_fraction", "truth_fraction"))
+    return failure_rates(*columns)
 
 
 def _num(source: Any, key: str, default: float = math.nan) -> float:

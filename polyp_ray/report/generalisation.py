@@ -10,15 +10,19 @@ from typing import Any
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.report.markup import esc, fmt, note
 from polyp_ray.report.sections import caption
-from polyp_ray.report.table import ci
+from polyp_ray.report.table import ci, failures
 from polyp_ray.stats import ALPHA, Interval
 
 CAPTION = (
     "Per-image Dice at each image's original resolution, mean with its 95% bootstrap CI over images. "
-    "<b>test</b> is the held-out split of the search's own dataset; every other column is an external set "
-    "that no trial trained on and no choice was made with, so the fall from <b>test</b> to it is the "
-    "domain gap a user should expect on another centre's data. Ensemble and TTA rows also give their "
-    "paired difference from the winner on the same images (bootstrap CI; Wilcoxon p)."
+    "The <b>(test split)</b> column is the held-out split of the search's own dataset; every other column is "
+    "an external set that no trial trained on and no choice was made with, so the fall from the test split to it "
+    "is the "
+    "domain gap a user should expect on another centre's data. Under each mean: the median, the share of "
+    "images that failed (Dice below 0.1) and the share of images with a polyp on which the model predicted "
+    "nothing: a mean of 0.3 may be half the images found and half missed. Ensemble and TTA rows also give "
+    "their paired difference from the winner on the same images (bootstrap CI; Wilcoxon p). The plot "
+    "beside shows each model's per-image Dice per set."
 )
 
 
@@ -33,23 +37,33 @@ def load(exp: Experiment) -> dict[str, Any] | None:
     return body if isinstance(body, dict) and isinstance(body.get("rows"), list) else None
 
 
-def table(exp: Experiment) -> str:
+def set_label(exp: Experiment, name: str) -> str:
+    """What a column is: the dataset's name (its folder's, for the search's own test split), never a layout."""
+    if name != "test":
+        return name
+    root = str(exp.dataset.get("root") or "").rstrip("/")
+    return f"{root.rsplit('/', 1)[-1] or 'dataset'} (test split)"
+
+
+def table(exp: Experiment, figure: str = "") -> str:
+    """The table, and beside it ``figure`` (the per-set distribution plot)."""
     body = load(exp)
     if body is None:
         return note(f"No generalisation scores: the search wrote no {exp.layout.generalisation.name} (an "
                     "experiment from before this table, or no trial's checkpoint could be scored).")
     sets = list(body.get("sets") or {})
-    head = "".join(f"<th>{esc(name)}<br><small>{esc(_set_note(body['sets'][name]))}</small></th>" for name in sets)
+    head = "".join(f"<th>{esc(set_label(exp, name))}<br><small>{esc(_set_note(body['sets'][name]))}</small></th>"
+                   for name in sets)
     rows = "".join(_row(row, sets) for row in body["rows"])
     external = [s for s in sets if s != "test"]
     hint = "" if external else note("No external test set: list some under data.external_tests in the job to "
                                     "see how the models do on another centre's images.")
-    return (f'<table class="generalisation"><thead><tr><th>model</th><th>trials</th>{head}</tr></thead>'
-            f"<tbody>{rows}</tbody></table>" + caption(CAPTION) + hint)
+    return (f'<div class="beside"><table class="generalisation"><thead><tr><th>model</th><th>trials</th>{head}'
+            f"</tr></thead><tbody>{rows}</tbody></table>{figure}</div>" + caption(CAPTION) + hint)
 
 
 def _set_note(info: dict[str, Any]) -> str:
-    return f"{info.get('n_images', '?')} images" + (f", {info['layout']}" if info.get("layout") else "")
+    return f"{info.get('n_images', '?')} images" + (", external" if info.get("root") else "")
 
 
 def _row(row: dict[str, Any], sets: list[str]) -> str:
@@ -63,7 +77,7 @@ def _cell(entry: dict[str, Any] | None) -> str:
     if not entry:
         return "–"
     text = ci(Interval(_num(entry.get("dice")), _num(entry.get("dice_low")), _num(entry.get("dice_high")),
-                       int(entry.get("n") or 0)))
+                       int(entry.get("n") or 0))) + failures(entry)
     paired = entry.get("vs_winner")
     if paired:
         diff, low, high = (_num(paired.get(k)) for k in ("mean_difference", "low", "high"))

@@ -32,16 +32,12 @@ GALLERY_LEGEND = (
 )
 
 
-def section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
-
-
 def caption(text: str) -> str:
     """``text`` is our own markup, never the experiment's."""
     return f'<p class="caption">{text}</p>'
 
 
-def header(exp: Experiment, best: Row | None) -> str:
+def header(exp: Experiment, headline: str) -> str:
     data = exp.dataset
     counts = exp.trials["status"].value_counts().to_dict() if "status" in exp.trials else {}
     done = ", ".join(f"{n} {esc(s)}" for s, n in counts.items())
@@ -53,10 +49,7 @@ def header(exp: Experiment, best: Row | None) -> str:
              f"{_grouping(data)}, {test_images} test images. Scores are per-image Dice/IoU at each "
              "image's original resolution (probabilities resized to the original mask), the same truth "
              "for every trial.</p>"]
-    if best is not None:
-        lines.append(f'<p class="headline">Best: <b>{esc(best.family)}</b> (trial {esc(best.trial_id)}), '
-                     f"test Dice {ci(best.test_dice)}, test IoU {ci(best.test_iou)}, "
-                     f"2-class mIoU {fmt(best.test_miou)}.</p>")
+    lines.append(headline)
     return "".join(lines)
 
 

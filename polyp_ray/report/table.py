@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
+from polyp_ray.metrics import FAILURE_DICE, METRICS, STRUCTURE
 from polyp_ray.report.comparison import Row
 from polyp_ray.report.markup import cell, esc, fmt, fmt_int
 from polyp_ray.stats import Interval
@@ -25,7 +27,10 @@ CAPTION = (
     "interval); test scores evaluate each trial's best checkpoint, with "
     "95% percentile-bootstrap intervals over test images (they cover image sampling, not training "
     "randomness). Dice and IoU are per image, averaged over images; an image with no polyp and no "
-    "prediction scores 1."
+    "prediction scores 1. Under each test Dice: the median, the share of images that failed (Dice below "
+    "0.1) and the share of images with a polyp on which the model predicted nothing. F^w_β, S_α, E_φ and "
+    "MAE are the polyp literature's structure metrics (PraNet's Table 1) on the probability map at each "
+    "image's original resolution; MAE is better when lower."
 )
 
 # Sorts each <tbody> of a table.sortable on its own, by each cell's data-sort; a header's data-type says
@@ -107,16 +112,41 @@ def ci(value: Interval) -> str:
     return f"{value.mean:.3f}<br><small>[{value.low:.3f}, {value.high:.3f}]</small>"
 
 
+def failures(rates: dict[str, Any]) -> str:
+    """What a mean hides, under it: the median, the share of failed images, the empty predictions."""
+    if not rates or rates.get("median") is None:
+        return ""
+    empty = rates.get("empty_predictions")
+    empty_text = "–" if empty is None or _nan(empty) else f"{float(empty):.0%}"
+    return (f'<br><small class="rates">median {fmt(float(rates["median"]))} · '
+            f'{float(rates.get("failures", math.nan)):.0%} below {FAILURE_DICE} · {empty_text} empty</small>')
+
+
+def _nan(value: Any) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def _structure(name: str) -> Column:
+    metric = METRICS[name]
+    return (f"test {metric.label}", metric.text, lambda r: cell(fmt(r.test_structure.get(name, math.nan)),
+                                                             r.test_structure.get(name, math.nan)))
+
+
 COLUMNS: list[Column] = [
     ("family / trial", "model family, or trial id", lambda r: cell(_label(r), r.label)),
     ("family", "", lambda r: cell(esc(r.family), r.family)),
     ("val Dice", "best validation per-image Dice", lambda r: cell(fmt(r.val_dice), r.val_dice)),
     ("val IoU", "validation per-image IoU at that epoch", lambda r: cell(fmt(r.val_iou), r.val_iou)),
-    ("test Dice [95% CI]", "per-image mean, bootstrap over test images",
-     lambda r: cell(ci(r.test_dice), r.test_dice.mean)),
+    ("test Dice [95% CI]", f"per-image mean, bootstrap over test images; median, share of images below Dice "
+     f"{FAILURE_DICE}, share of empty predictions on images with a polyp",
+     lambda r: cell(ci(r.test_dice) + failures(r.test_rates), r.test_dice.mean)),
     ("test IoU [95% CI]", "", lambda r: cell(ci(r.test_iou), r.test_iou.mean)),
     ("2-class mIoU", "the notebook's metric: pooled confusion matrix over the test split",
      lambda r: cell(fmt(r.test_miou), r.test_miou)),
+    *(_structure(name) for name in STRUCTURE),
     ("params", "weights, frozen included", lambda r: cell(fmt_int(r.n_params), r.n_params, "num")),
     ("image", "input side in pixels", lambda r: cell(fmt_int(r.image_size), r.image_size, "num")),
     ("batch", "", lambda r: cell(fmt_int(r.batch_size), r.batch_size, "num")),

@@ -21,7 +21,9 @@ from polyp_ray.data.dataset import PreparedData
 from polyp_ray.errors import PolypRayError, one_line
 from polyp_ray.evaluation import write_test_outputs
 from polyp_ray.experiment import ExperimentLayout, TrialFiles
+from polyp_ray.metrics import METRICS, job_metrics
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
+from polyp_ray.tuning.trainable import score_key
 
 
 def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], refs: dict[int, Any],
@@ -48,8 +50,9 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
                   file=sys.stderr, flush=True)
             rows[trial_id]["test_error"] = message
             continue
-        rows[trial_id].update(test_dice=body["summary"]["dice"], test_iou=body["summary"]["iou"],
-                              test_miou_2class=body["summary"]["miou_2class"], n_params=body["n_params"])
+        summary = body["summary"]
+        rows[trial_id].update({f"test_{name}": summary[name] for name in METRICS if name in summary},
+                              n_params=body["n_params"])
     if not rows:
         raise PolypRayError("the search produced no trials")
     table = pd.DataFrame(list(rows.values()))
@@ -80,7 +83,11 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
     if best is not None:
         metrics = best[1]
         row.update(best_epoch=metrics.get("epoch"), checkpoint=best[0].path)
-        row.update({f"best_{key}": metrics.get(key) for key in ("val_dice", "val_iou", "val_miou_2class", "val_loss")})
+        # The best epoch's scores (the checkpoint tested and exported); the job's own column is the trial's
+        # score as the reporter handed it to ASHA and TPE (the best so far at that epoch: the same number).
+        row.update({f"best_{key}": metrics[key] for key in job_metrics() if key in metrics})
+        score = score_key(job.metric)
+        row[score] = metrics.get(score, metrics.get(job.metric))
     return row, best
 
 

@@ -16,9 +16,10 @@ import pandas as pd
 from ray import tune
 
 from polyp_ray.config import JobConfig
-from polyp_ray.data.dataset import describe
-from polyp_ray.data.external import describe_external
+from polyp_ray.data.dataset import check_dataset
+from polyp_ray.data.external import external_sets
 from polyp_ray.errors import ConfigError, one_line
+from polyp_ray.metrics import METRICS
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import ExperimentStore, locate
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
@@ -45,12 +46,12 @@ class SearchOptions:
 def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> ExperimentStore:
     """Run the search and score its trials; return where the experiment lives (its local folder, or the
     local mirror of a storage URI, holds everything the report reads)."""
-    described = describe(job.trial.data)  # refuses a bad dataset before anything is written
+    described = check_dataset(job.trial.data)  # refuses a bad dataset before anything is written
     described.info.announce()
     largest = max(int(b) for b in space.possible("batch_size", job.trial.batch_size))
     described.info.check_batch_size(largest, f"{space.source}: batch_size" if largest != job.trial.batch_size
                                     else "trial.batch_size")
-    external = describe_external(job.trial.data)  # ... and a bad external test set
+    external = external_sets(job.trial.data)  # ... and a bad external test set
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
                         job.trial.data.resolved_cache_dir())
     layout = experiment.layout
@@ -80,7 +81,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     print(f"search finished in {time.time() - started:.0f} s; "
           "evaluating each trial's best checkpoint on the test split", flush=True)
     table, checkpoints = summarise_trials(results, job, built.prepared, built.refs, layout)
-    _print_table(table)
+    _print_table(table, job.metric)
     try:
         generalise(table, checkpoints, job, built.prepared, external, layout)
     except Exception as err:  # noqa: BLE001 - the search's results stand without this extra scoring
@@ -92,9 +93,9 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     return experiment
 
 
-def _print_table(table: pd.DataFrame) -> None:
+def _print_table(table: pd.DataFrame, metric: str) -> None:
     columns = [c for c in ("trial_id", "model", "encoder", "base_width", "image_size", "batch_size", "learning_rate",
-                           "epochs_run", "best_val_dice", "test_dice", "test_iou", "test_miou_2class", "wall_s")
+                           "epochs_run", f"best_{metric}", *(f"test_{name}" for name in METRICS), "wall_s")
                if c in table]
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         print(table[columns].to_string(index=False))

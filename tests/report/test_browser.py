@@ -4,6 +4,7 @@ plots render, the table sorts, and a screenshot shows it (kept in $POLYP_RAY_SCR
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -82,3 +83,33 @@ def _check_and_keep(shot: Path) -> None:
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, Path(keep) / shot.name)
+
+
+RATES = re.compile(r"median \d\.\d{3} · \d+% below 0\.1 · (\d+%|–) empty")
+
+
+def test_every_test_and_external_column_shows_its_failure_rates_in_chromium(tiny_report: Path) -> None:
+    """Seen as a reader sees it: median, failure share and empty-prediction share under every mean of the
+    model table's test column and of each set of the generalisation table, the distribution plot drawn
+    beside it, and the literature's table with seven columns per set."""
+    with chromium() as driver:
+        driver.get(tiny_report.as_uri())
+        wait_for(driver, "document.querySelectorAll('.beside .js-plotly-plot .main-svg').length >= 1")
+        assert severe(driver) == []
+        cells = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.generalisation tbody td'))"
+            ".filter(c => c.querySelector('small.rates')).map(c => c.innerText)")
+        rows = driver.execute_script(COUNT.format("table.generalisation tbody tr"))
+        sets = driver.execute_script(COUNT.format("table.generalisation thead th")) - 2
+        assert rows >= 2 and sets == 2 and len(cells) == rows * sets
+        assert all(RATES.search(" ".join(c.split())) for c in cells)
+        trials = driver.execute_script(COUNT.format("#model-table tbody.trials tr"))
+        model_rates = driver.execute_script(COUNT.format("#model-table tbody.trials small.rates"))
+        assert model_rates == trials
+        boxes = driver.execute_script(COUNT.format(".beside .js-plotly-plot .boxlayer .trace"))
+        assert boxes >= 2
+        heads = driver.execute_script("return Array.from(document.querySelectorAll('table.literature th[scope=col]'))"
+                                      ".map(h => h.textContent)")
+        assert heads == ["mDice", "mIoU", "F^w_β", "S_α", "mean E_φ", "max E_φ", "MAE"] * 2
+        headline = driver.find_element("css selector", "p.headline").text
+        assert "worst external set, other_centre" in headline and "ahead of the runner-up" in headline

@@ -125,3 +125,17 @@ def test_a_bad_external_folder_stops_the_search_before_anything_is_written(tmp_p
     assert f"data.external_tests.gone: {tmp_path / 'missing'}: dataset folder not found" in err
     assert f"data.external_tests.half: {empty / 'masks'}: empty folder" in err
     assert "Traceback" not in err and not (tmp_path / "experiments").exists()
+
+
+def test_the_literature_metrics_and_failure_rates_are_scored_on_every_set(tiny_experiment: Path) -> None:
+    body, scored = _body(tiny_experiment), _scored(tiny_experiment)
+    winner = next(r for r in body["rows"] if r["label"] == "winner")
+    first = scored.iloc[0]
+    for name in ("s_alpha", "wf_beta", "mean_e_phi", "max_e_phi", "mae"):
+        # One protocol: the generalisation step's test figures are the trial's own test evaluation's.
+        assert winner["sets"]["test"][name] == pytest.approx(float(first[f"test_{name}"]), abs=1e-5)
+    for name, entry in winner["sets"].items():
+        dice = np.array(winner["per_image_dice"][name])
+        assert entry["median"] == pytest.approx(np.median(dice), abs=1e-5)
+        assert entry["failures"] == pytest.approx(np.mean(dice < 0.1))
+        assert 0.0 <= entry["mae"] <= 1.0 and 0.0 <= entry["empty_predictions"] <= 1.0
