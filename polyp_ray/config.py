@@ -21,6 +21,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC = "synthetic"
 CACHE_FOLDER = "polyp_ray"  # under ~/.cache (not an experiment's polyp_ray/ subfolder)
 CALLBACKS = ("mlflow",)  # JobConfig.callbacks: Tune callbacks a job may switch on
+SPLIT_NAMES = ("train", "val", "test")
 RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains for, ASHA's max_t)"
 
 
@@ -28,7 +29,7 @@ RENAMED_MAX_EPOCHS = "renamed: set trial.epochs (the epochs every trial trains f
 class DataConfig:
     """Where the image/mask pairs are and how they are split."""
 
-    path: str = SYNTHETIC  # a dataset folder, or "synthetic" for the generated polyp set
+    path: str | list[str] = SYNTHETIC  # a folder, a public dataset's name, "synthetic"; or a list of sources
     layout: str = "auto"  # a name from polyp_ray.data.layouts, or "auto"
     image_dir: str | None = None  # the "folders" layout: image folder relative to path
     mask_dir: str | None = None
@@ -48,30 +49,29 @@ class DataConfig:
     # Datasets from other centres, never trained on nor selected by: {name: a folder or a public dataset's name}.
     # After a search the winner, each family's best and the ensemble are scored on each (docs/generalisation.md).
     external_tests: dict[str, str] = field(default_factory=dict)
+    # A published split reproduced exactly: {train, val, test: a file of stems, one a line}; fractions unused.
+    split_files: dict[str, str] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         _check(0.0 < self.val_fraction < 1.0, where, "data.val_fraction", "must be in (0, 1): trials are ranked on val")
         _check(0.0 < self.test_fraction < 1.0, where, "data.test_fraction", "must be in (0, 1)")
-        _check(
-            self.val_fraction + self.test_fraction < 0.9,
-            where,
-            "data.val_fraction",
-            "val_fraction + test_fraction must leave at least 10% for training",
-        )
+        _check(self.val_fraction + self.test_fraction < 0.9, where, "data.val_fraction",
+               "val_fraction + test_fraction must leave at least 10% for training")
         _check(0 <= self.mask_threshold < 255, where, "data.mask_threshold", "must be in [0, 255)")
         _check(self.limit is None or self.limit >= 3, where, "data.limit", "must be at least 3")
         _check(self.synthetic_count >= 6, where, "data.synthetic_count", "must be at least 6")
+        _check(not isinstance(self.path, list) or (bool(self.path) and len(set(self.path)) == len(self.path)
+               and all(isinstance(p, str) and p and p != SYNTHETIC for p in self.path)), where, "data.path",
+               "a list of sources must name distinct folders or public datasets")
         for name, folder in self.external_tests.items():
             # The folder itself is checked where it is read (the driver), not on every worker.
             _check(bool(name) and "/" not in name and name != "test", where, f"data.external_tests.{name}",
                    "must be a plain name other than test")
             _check(bool(folder), where, f"data.external_tests.{name}", "needs a folder")
-        _check(
-            (self.groups_csv is None) == (self.group_column is None),
-            where,
-            "data.group_column",
-            "groups_csv and group_column must be given together",
-        )
+        _check((self.groups_csv is None) == (self.group_column is None), where, "data.group_column",
+               "groups_csv and group_column must be given together")
+        _check(set(self.split_files) in (set(), set(SPLIT_NAMES)), where, "data.split_files",
+               f"needs exactly the keys {', '.join(SPLIT_NAMES)} (a file of stems for each)")
 
     @property
     def is_synthetic(self) -> bool:
@@ -116,12 +116,8 @@ class HyperParams:
         _check(self.loss in LOSSES, where, "loss", f"unknown loss {self.loss!r}; known: {sorted(LOSSES)}")
         _check(self.precision in PRECISIONS, where, "precision", f"must be one of {list(PRECISIONS)}")
         _check(self.base_width >= 1, where, "base_width", "must be >= 1")
-        _check(
-            self.image_size >= 32 and self.image_size % 32 == 0,
-            where,
-            "image_size",
-            "must be a multiple of 32 (the models halve it five times)",
-        )
+        _check(self.image_size >= 32 and self.image_size % 32 == 0, where, "image_size",
+               "must be a multiple of 32 (the models halve it five times)")
         _check(self.batch_size >= 1, where, "batch_size", "must be >= 1")
         _check(0.0 <= self.aug_strength <= 1.0, where, "aug_strength", "must be in [0, 1]")
         _check(0.0 < self.learning_rate < 1.0, where, "learning_rate", "must be in (0, 1)")

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from polyp_ray.data.dataset import SplitArrays
+from polyp_ray.data.sources import source_of
 from polyp_ray.experiment import TrialFiles
 from polyp_ray.metrics import counts_of, image_counts, scores_from_counts, summarise_counts
 from polyp_ray.structure_metrics import StructureScores, structure_scores
@@ -92,8 +93,17 @@ def score_split(probs: np.ndarray, split: SplitArrays, threshold: float) -> dict
          "height": int(truths[i].shape[0]), "width": int(truths[i].shape[1])}
         for i, stem in enumerate(split.stems)
     ]
-    return {"threshold": threshold, "protocol": PROTOCOL, "protocol_text": PROTOCOL_TEXT,
+    body: dict[str, Any] = {"threshold": threshold, "protocol": PROTOCOL, "protocol_text": PROTOCOL_TEXT,
             "summary": {**summarise_counts(counts), **structure.summary()}, "per_image": rows}
+    sources = sorted({source_of(stem) for stem in split.stems} - {""})
+    if len(sources) > 1:  # several training sources: each one's test split on its own, as papers report them
+        by_source: dict[str, dict[str, float]] = {}
+        for name in sources:
+            picked = np.array([source_of(stem) == name for stem in split.stems])
+            part = StructureScores({k: v[picked] for k, v in structure.per_image.items()}, structure.curves[picked])
+            by_source[name] = {**summarise_counts(counts[picked]), **part.summary()}
+        body["by_source"] = by_source
+    return body
 
 
 def evaluate_split(model: Any, split: SplitArrays, threshold: float,

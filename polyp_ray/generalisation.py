@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from polyp_ray.config import JobConfig, TrialConfig
+from polyp_ray.data.dataset import SplitArrays
+from polyp_ray.data.sources import source_of
 from polyp_ray.evaluation import PROTOCOL
 from polyp_ray.metrics import FAILURE_DICE
 from polyp_ray.models.registry import family_name
@@ -63,6 +65,21 @@ def scored_ids(table: pd.DataFrame) -> list[str]:
     if "test_error" in table:
         ok &= table["test_error"].isna()
     return [str(t) for t in table.loc[ok, "trial_id"]]
+
+
+def source_tests(test: SplitArrays) -> dict[str, SplitArrays]:
+    """The test split of each source of a union (data/sources.py), named "<source> test", scored and
+    reported apart as the literature reports Kvasir and ClinicDB; none for a single source."""
+    rows: dict[str, list[int]] = {}
+    for i, stem in enumerate(test.stems):
+        if name := source_of(stem):
+            rows.setdefault(name, []).append(i)
+    if len(rows) < 2:
+        return {}
+    truths = test.truths or []
+    return {f"{name} test": SplitArrays(test.images[picked], test.masks[picked], [test.stems[i] for i in picked],
+                                        [truths[i] for i in picked] if truths else None)
+            for name, picked in rows.items()}
 
 
 def choose(ranked: list[str], configs: dict[str, TrialConfig], ensemble_k: int) -> Chosen:

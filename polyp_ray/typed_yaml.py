@@ -88,7 +88,12 @@ def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where, key)
+        for option in inner[:-1]:  # the first that takes the value (str | list[str]: a path or a list)
+            try:
+                return _coerce(option, value, where, key)
+            except ConfigError:
+                continue
+        return _coerce(inner[-1], value, where, key)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {key}: expected a list, got {value!r}")

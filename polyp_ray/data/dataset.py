@@ -8,6 +8,7 @@ every later trial and run just maps the arrays.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections import Counter
@@ -21,7 +22,8 @@ from PIL import Image
 from polyp_ray.config import DataConfig
 from polyp_ray.data.groups import TWIN, cross_split_neighbours, cross_split_twins, find_groups
 from polyp_ray.data.layouts import Pair, discover_pairs
-from polyp_ray.data.split import csv_groups, split_stems
+from polyp_ray.data.sources import combined_checked, combined_sha256, prefixed, prefixed_pairs, source_names
+from polyp_ray.data.split import csv_groups, fixed_split, split_stems
 from polyp_ray.data.synthetic import synthetic_dataset
 from polyp_ray.data.validation import RULE, Checked, check_pair, coverage_problems, remember, validate_pairs
 from polyp_ray.errors import ConfigError, DataError
@@ -47,6 +49,7 @@ class DatasetInfo:
     groups: dict[str, str] = field(default_factory=dict)  # stem -> group name
     cross_split_twins: list[dict] = field(default_factory=list)  # val/test images with a twin in training
     cross_split_neighbours: list[dict] = field(default_factory=list)  # val/test frames, next frame in training
+    sources: list[dict] = field(default_factory=list)  # several sources (data/sources.py): each one's own record
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -135,6 +138,8 @@ def check_dataset(config: DataConfig) -> Described:
 
 
 def _check(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
+    if isinstance(config.path, list):
+        return _describe_sources(config, config.path)
     root = dataset_root(config)
     layout, pairs, problems = discover_pairs(root, config.layout, config.image_dir, config.mask_dir)
     if config.limit:
@@ -151,7 +156,7 @@ def _check(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
         groups, source = csv_groups(stems, config), "csv"
     elif config.group_near_duplicates:
         groups, source = find_groups(stems, checked.thumbs)
-    split = split_stems(stems, config, groups)
+    split = fixed_split(stems, config) if config.split_files else split_stems(stems, config, groups)
     remember(checked, sha256, config)
     sizes = Counter(groups or [])
     info = DatasetInfo(str(root), layout.name, len(pairs), sha256, config.split_seed, split, config.groups_csv,
@@ -162,11 +167,47 @@ def _check(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
     return info, pairs, checked
 
 
+def _describe_sources(config: DataConfig, paths: list[str]) -> tuple[DatasetInfo, list[Pair], Checked]:
+    """Each source described on its own (every problem of every source in one DataError, each line naming
+    its ``data.path[i]``), then their union with ``<source>/<stem>`` stems and each source's split kept."""
+    names = source_names(paths)
+    parts, problems = [], []
+    for i, path in enumerate(paths):
+        try:
+            parts.append(_check(dataclasses.replace(config, path=path, split_files={})))
+        except DataError as err:
+            problems += [f"data.path[{i}] ({path}): {line}" for line in str(err).splitlines()]
+    if problems:
+        raise DataError("\n".join(problems))
+    pairs = [pair for name, (_, own, _) in zip(names, parts, strict=True) for pair in prefixed_pairs(name, own)]
+    stems = [p.stem for p in pairs]
+    checked = combined_checked([c for _, _, c in parts])
+    infos = [info for info, _, _ in parts]
+    split = {k: sorted(s for name, info in zip(names, infos, strict=True) for s in prefixed(name, info.split[k]))
+             for k in SPLITS}
+    if config.split_files:
+        split = fixed_split(stems, config)
+    groups = {f"{name}/{stem}": f"{name}/{group}" for name, info in zip(names, infos, strict=True)
+              for stem, group in info.groups.items()}
+    sizes = Counter(groups.values())
+    sha256 = combined_sha256(names, [info.sha256 for info in infos])
+    records = [{"name": name, **{k: v for k, v in info.to_json().items() if k not in ("split", "groups")}}
+               for name, info in zip(names, infos, strict=True)]
+    info = DatasetInfo(" + ".join(info.root for info in infos), "+".join(info.layout for info in infos), len(pairs),
+                       sha256, config.split_seed, split, config.groups_csv, " / ".join(i.group_source for i in infos),
+                       len(sizes), max(sizes.values(), default=0), groups,
+                       cross_split_twins(split, stems, checked.thumbs),
+                       cross_split_neighbours(split, stems, checked.thumbs), records)
+    return info, pairs, checked
+
+
 def dataset_root(config: DataConfig) -> Path:
     """The folder to read: generated for "synthetic", downloaded once for a public dataset's name
     (polyp_ray.data.public, e.g. "kvasir-seg"), otherwise the path itself."""
     from polyp_ray.data.public import PUBLIC_DATASETS, public_dataset_root
 
+    if isinstance(config.path, list):
+        raise ValueError("several sources have no one root: check_dataset() reads each")
     if config.is_synthetic:
         cache = config.resolved_cache_dir()
         return synthetic_dataset(cache, config.synthetic_count, config.synthetic_seed)

@@ -85,3 +85,43 @@ def csv_groups(stems: Sequence[str], config: DataConfig) -> list[str]:
     if missing:
         raise DataError(f"{path}: no group for {len(missing)} stems, e.g. {missing[0]!r}")
     return [str(mapping[s]) for s in stems]
+
+
+def fixed_split(stems: Sequence[str], config: DataConfig) -> dict[str, list[str]]:
+    """The split ``data.split_files`` lists, exactly: one stem a line in each file (blank lines and lines
+    starting with # aside; a file name or a path is read as its stem, so "images/cju0q.png" is "cju0q").
+    Every problem is one line of one DataError: a file missing, a listed stem the dataset lacks, a stem
+    listed twice, a stem of the dataset that no file lists."""
+    present = set(stems)
+    where: dict[str, str] = {}
+    problems: list[str] = []
+    split: dict[str, list[str]] = {}
+    for name in ("train", "val", "test"):
+        key = f"data.split_files.{name}"
+        path = Path(config.split_files[name]).expanduser()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(f"{key}: {path}: cannot be read ({getattr(err, 'strerror', None) or err})")
+            continue
+        split[name] = []
+        for number, line in enumerate(lines, 1):
+            entry = line.strip()
+            if not entry or entry.startswith("#"):
+                continue
+            stem = entry if entry in present else Path(entry).stem
+            if stem not in present:
+                problems.append(f"{key}: {path} line {number}: {entry!r} is not in the dataset")
+            elif stem in where:
+                problems.append(f"{key}: {path} line {number}: {stem!r} is already listed in {where[stem]}")
+            else:
+                where[stem] = name
+                split[name].append(stem)
+        if not split[name] and not any(p.startswith(key) for p in problems):
+            problems.append(f"{key}: {path}: lists no stem")
+    if len(split) == 3:
+        problems += [f"data.split_files: {stem!r} is in the dataset but in no split file" for stem in sorted(present)
+                     if stem not in where]
+    if problems:
+        raise DataError("\n".join(problems))
+    return {name: sorted(listed) for name, listed in split.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from polyp_ray.errors import help_text, run_cli
+from polyp_ray.experiment import REPORT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m polyp_ray.report", description=help_text(__doc__))
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="the folder a search wrote")
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write the HTML here only (default: the experiment's polyp_ray/report.html, "
+                        help=f"write the HTML here only (default: the experiment's polyp_ray/{REPORT}, "
                         "and its copy reports/<experiment name>.html here)")
     parser.add_argument("--no-gallery", action="store_true",
                         help="skip predicting the gallery with the best model (no TensorFlow; faster)")

@@ -39,8 +39,10 @@ def _worst_external(body: dict[str, Any] | None) -> tuple[str, dict[str, Any]] |
     winner = next((r for r in (body or {}).get("rows", []) if r.get("kind") == "winner" and not r.get("tta")), None)
     if winner is None:
         return None
+    sets = (body or {}).get("sets") or {}
     external = [(name, entry) for name, entry in (winner.get("sets") or {}).items()
-                if name != "test" and not math.isnan(_num(entry.get("dice")))]
+                if name != "test" and not (sets.get(name) or {}).get("part_of")  # a source's own test split
+                and not math.isnan(_num(entry.get("dice")))]
     return min(external, key=lambda item: _num(item[1].get("dice"))) if external else None
 
 

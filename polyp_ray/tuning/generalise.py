@@ -31,6 +31,7 @@ from polyp_ray.generalisation import (
     generalisation_body,
     score_row,
     scored_ids,
+    source_tests,
 )
 from polyp_ray.models.saving import export_archive, share_if_identical
 from polyp_ray.tuning.finish import load_checkpoint
@@ -47,6 +48,8 @@ def generalise(table: pd.DataFrame, checkpoints: dict[str, Any], job: JobConfig,
     chosen = choose(ranked, configs, job.ensemble_k)
     sizes = sorted({configs[t].image_size for t in chosen.needed})
     sets = {TEST: {s: prepared[s].splits[TEST] for s in sizes}}
+    parts = {s: source_tests(prepared[s].splits[TEST]) for s in sizes}  # several sources: each one's test too
+    sets.update({name: {s: parts[s][name] for s in sizes} for name in parts[sizes[0]]})
     sets.update({name: {s: external_split(ext, s, job.trial.data) for s in sizes} for name, ext in external.items()})
     truths = {name: by_size[sizes[0]].truths for name, by_size in sets.items()}
     set_refs = {name: {s: ray.put(split) for s, split in by_size.items()} for name, by_size in sets.items()}
@@ -57,8 +60,8 @@ def generalise(table: pd.DataFrame, checkpoints: dict[str, Any], job: JobConfig,
     rows = build_rows(chosen, configs, probs, job.tta)
     for row in rows:
         score_row(row, probs, truths)
-    described = {name: {"n_images": len(t or []), **(external[name].summary() if name in external else {})}
-                 for name, t in truths.items()}
+    described = {name: {"n_images": len(t or []), **(external[name].summary() if name in external else {}),
+                        **({"part_of": TEST} if name in parts[sizes[0]] else {})} for name, t in truths.items()}
     body = generalisation_body(rows, described, job)
     write_json(layout.generalisation, body)
     _keep_members([t for t in chosen.members if t in probs], checkpoints, configs, layout, job.tta)
