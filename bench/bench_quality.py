@@ -129,13 +129,13 @@ def _score_external(run: Path, data: dict) -> None:
     """The notebook model on the external set, by the same protocol and code as the search's."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from polyp_ray.config import DataConfig
-    from polyp_ray.data.external import describe_external, external_split
+    from polyp_ray.data.external import external_sets, external_split
     from polyp_ray.ensemble import member_probs
     from polyp_ray.evaluation import score_split
     from polyp_ray.models.saving import load_model
 
     config = DataConfig(**data)
-    external = describe_external(config)[EXTERNAL]
+    external = external_sets(config)[EXTERNAL]
     split = external_split(external, NOTEBOOK["image_size"], config)
     model = load_model(run / "best.keras")
     body = {tta: score_split(member_probs(model, split.images, tta), split, 0.5) for tta in (False, True)}

@@ -46,3 +46,8 @@ def run_cli(body: Callable[[], int], interrupted: str = "interrupted") -> int:
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130
+
+
+def help_text(doc: str | None) -> str:
+    """A module docstring as ``--help`` shows it: RST literals (````python -m ...````) as plain text."""
+    return (doc or "").replace("``", "")

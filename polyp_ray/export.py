@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from polyp_ray.errors import ConfigError, run_cli
+from polyp_ray.errors import ConfigError, help_text, run_cli
 from polyp_ray.predict import load_predictor
 from polyp_ray.tf_quiet import quiet_unless, start_tensorflow
 
@@ -66,7 +66,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m polyp_ray.export", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m polyp_ray.export", description=help_text(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", metavar="DIR", help="an experiment folder: exports its winner")

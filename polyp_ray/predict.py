@@ -33,7 +33,7 @@ from PIL import Image
 from polyp_ray.data.images import read_image
 from polyp_ray.data.layouts import IMAGE_SUFFIXES
 from polyp_ray.ensemble import Member
-from polyp_ray.errors import ConfigError, DataError, one_line, run_cli
+from polyp_ray.errors import ConfigError, DataError, help_text, one_line, run_cli
 from polyp_ray.experiment import ExperimentLayout, read_trial_config
 from polyp_ray.tf_quiet import start_tensorflow
 
@@ -57,7 +57,7 @@ class Predictor:
     def image_size(self) -> int:
         return self.members[0].image_size
 
-    def describe(self) -> str:
+    def summary(self) -> str:
         sizes = "/".join(str(s) for s in dict.fromkeys(m.image_size for m in self.members))
         models = f"an ensemble of {len(self.members)} models" if len(self.members) > 1 else "model"
         return (f"{models} {self.source}, input {sizes} px, threshold {self.threshold:g}"
@@ -76,12 +76,12 @@ def _main(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.experiment, args.model, args.threshold, args.ensemble, args.tta)
     failed = predict_folder(predictor, images, out, args.batch_size)
     written = len(images) - len(failed)
-    print(f"wrote {written} mask(s) and overlay(s) to {out} ({predictor.describe()})")
+    print(f"wrote {written} mask(s) and overlay(s) to {out} ({predictor.summary()})")
     return 2 if failed else 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m polyp_ray.predict", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m polyp_ray.predict", description=help_text(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", metavar="DIR", help="an experiment folder: uses its best checkpoint")
@@ -102,11 +102,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The folder's images, sorted; two files with one stem would write the same mask, so they are refused."""
+    """The folder's images, sorted; two files with one stem would write the same mask, so they are refused.
+
+    Every entry named like an image is listed, a broken symbolic link or a folder named ``x.png`` too:
+    reading it then fails with a line naming it, as training's validation does, instead of a silent skip.
+    """
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found")
-    images = sorted(p for p in folder.iterdir()
-                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not images:
         raise DataError(f"{folder}: no images ({'/'.join(IMAGE_SUFFIXES)} files)")
     seen: dict[str, Path] = {}

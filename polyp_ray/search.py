@@ -20,8 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 from polyp_ray.config import JobConfig, TrialConfig, load_job, load_job_config, to_dict, trial_config_for
-from polyp_ray.errors import ConfigError, one_line, run_cli
-from polyp_ray.experiment import ExperimentLayout, TrialFiles
+from polyp_ray.errors import ConfigError, help_text, one_line, run_cli
+from polyp_ray.experiment import TrialFiles
 from polyp_ray.metrics import LITERATURE, METRICS
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 
@@ -60,27 +60,16 @@ def _write_report(experiment: Path) -> None:
     """The report goes into the experiment folder (``ExperimentLayout.report``), where it stays with the results:
     a Ray Job's working directory, and with it ``reports/``, is deleted when the job ends. The copy in
     ``reports/<experiment>.html`` under the current folder is kept for a search run by hand."""
-    import shutil
-
-    from polyp_ray.report import build_report
-    from polyp_ray.report.build import default_output
+    from polyp_ray.report.build import write_reports
 
     try:
-        # built once (the gallery loads the best model) and copied
-        inside = build_report(experiment, ExperimentLayout(experiment).report)
+        written = write_reports(experiment)  # built once (the gallery loads the best model) and copied
     except Exception as err:  # noqa: BLE001 - the results are on disk; a report bug must not hide them
         print(f"warning: the report failed ({one_line(err)}); "
               f"rerun: python -m polyp_ray.report {experiment}", file=sys.stderr)
         return
-    print(f"report: {inside}")
-    copy = default_output(experiment)
-    try:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(inside, copy)
-    except OSError as err:  # a read-only working directory: the report in the experiment folder is the one
-        print(f"warning: no copy of the report in {copy.parent} ({err.strerror or err})", file=sys.stderr)
-        return
-    print(f"report: {copy}")
+    for path in written:
+        print(f"report: {path}")
 
 
 def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: Path) -> None:
@@ -97,7 +86,7 @@ def _check_encoder_weights(job: JobConfig, space: SearchSpace | None, job_path: 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m polyp_ray.search", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m polyp_ray.search", description=help_text(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", help="job YAML (default: the embedded synthetic-data job)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -139,9 +128,10 @@ def _debug(job: JobConfig, verbose: bool = False) -> int:
     print(f"debug trial: model={config.model} encoder={config.encoder} base_width={config.base_width} "
           f"image_size={config.image_size} batch_size={config.batch_size} epochs={config.epochs} "
           f"precision={config.precision} data={config.data.path}", flush=True)
-    from polyp_ray.data.dataset import describe, prepare_data
+    from polyp_ray.data.dataset import check_dataset, prepare_data
 
-    described = describe(config.data)  # checks every pair first
+    described = check_dataset(config.data)  # checks every pair first
+    described.info.check_batch_size(config.batch_size, "trial.batch_size")  # before any decode cache
     described.info.announce()
     result = run_trial(config, DebugReporter(out, job.metric, job.mode),
                        prepare_data(config.data, config.image_size, described), job.metric, job.mode)

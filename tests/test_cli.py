@@ -152,3 +152,27 @@ def test_without_address_a_search_starts_its_own_ray_despite_a_dead_cluster(tiny
     console = (folder / "console.txt").read_text()
     assert "Started a local Ray instance" in console and "Connecting to existing Ray cluster" not in console
     assert (tiny_experiment / "polyp_ray" / "trials.csv").exists()
+
+
+@pytest.mark.parametrize("module", ["polyp_ray.search", "polyp_ray.predict", "polyp_ray.export", "polyp_ray.report"])
+def test_help_shows_no_raw_rst_backticks(module: str, capsys: pytest.CaptureFixture) -> None:
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert done.value.code == 0 and "python -m polyp_ray" in shown and "``" not in shown
+
+
+def test_a_batch_larger_than_the_training_split_is_refused_before_any_decode_cache(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from polyp_ray.search import main
+
+    cache = tmp_path / "cache"
+    (tmp_path / "job.yaml").write_text(f"name: b\ndata: {{path: synthetic, synthetic_count: 12, cache_dir: {cache}}}\n")
+    assert main(["--job", str(tmp_path / "job.yaml"), "--debug", "--set", "batch_size=16",
+                 "--set", f"output_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert "trial.batch_size: 16 is larger than the training split (8 images)" in err and err.count("\n") == 1
+    assert not (cache / "decoded").exists() and not (tmp_path / "run").exists()

@@ -62,11 +62,20 @@ def test_experiment_mode_uses_the_trials_size_and_threshold(checkpoint: Path, tm
 def test_an_unreadable_image_is_named_and_the_others_are_written(checkpoint: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture) -> None:
     write_pair(tmp_path, "images", "masks", "good")
-    (tmp_path / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    images = tmp_path / "images"
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (images / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a broken symbolic link
+    (images / "folder.png").mkdir()  # a folder named like an image
+    (images / "empty.png").write_bytes(b"")
+    (images / "notes.txt").write_text("not an image name: not listed")
     out = tmp_path / "out"
-    assert main(["--model", str(checkpoint), "--images", str(tmp_path / "images"), "--out", str(out)]) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "broken.png" in errors[0]
+    assert main(["--model", str(checkpoint), "--images", str(images), "--out", str(out)]) == 2
+    errors = sorted(line for line in capsys.readouterr().err.splitlines() if line.startswith("error:"))
+    assert len(errors) == 4, errors
+    assert "broken.png: unreadable or truncated image" in errors[0]
+    assert errors[1].endswith("empty.png: empty file (0 bytes)")
+    assert errors[2].endswith("folder.png: a folder, not an image file")
+    assert errors[3].endswith(f"gone.jpg: broken symbolic link (points to {tmp_path / 'nowhere.jpg'})")
     assert (out / "good_mask.png").is_file() and not (out / "broken_mask.png").exists()
 
 

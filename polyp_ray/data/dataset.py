@@ -26,7 +26,7 @@ from polyp_ray.data.sources import combined_checked, combined_sha256, prefixed, 
 from polyp_ray.data.split import csv_groups, fixed_split, split_stems
 from polyp_ray.data.synthetic import synthetic_dataset
 from polyp_ray.data.validation import RULE, Checked, check_pair, coverage_problems, remember, validate_pairs
-from polyp_ray.errors import DataError
+from polyp_ray.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 SHOWN_TWINS = 10  # split_warnings lists this many cross-split twins, then a count
@@ -53,6 +53,12 @@ class DatasetInfo:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def check_batch_size(self, batch_size: int, where: str) -> None:
+        """A batch larger than the training split is refused here, before any size is decoded and cached."""
+        if batch_size > len(self.split["train"]):
+            raise ConfigError(f"{where}: {batch_size} is larger than the training split "
+                              f"({len(self.split['train'])} images)")
 
     def group_summary(self) -> str:
         """One line: how the pairs were grouped before splitting."""
@@ -121,17 +127,17 @@ class Described:
 
 def describe_dataset(config: DataConfig) -> tuple[DatasetInfo, list[Pair]]:
     """Find and validate the pairs (every problem in one DataError), group and split them."""
-    described = describe(config)
+    described = check_dataset(config)
     return described.info, described.pairs
 
 
-def describe(config: DataConfig) -> Described:
+def check_dataset(config: DataConfig) -> Described:
     """``describe_dataset`` with what validation learnt, to hand to ``prepare_data`` for each image size
     (so a search hashes, loads and splits the dataset once, not once per size)."""
-    return Described(*_describe(config))
+    return Described(*_check(config))
 
 
-def _describe(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
+def _check(config: DataConfig) -> tuple[DatasetInfo, list[Pair], Checked]:
     if isinstance(config.path, list):
         return _describe_sources(config, config.path)
     root = dataset_root(config)
@@ -168,7 +174,7 @@ def _describe_sources(config: DataConfig, paths: list[str]) -> tuple[DatasetInfo
     parts, problems = [], []
     for i, path in enumerate(paths):
         try:
-            parts.append(_describe(dataclasses.replace(config, path=path, split_files={})))
+            parts.append(_check(dataclasses.replace(config, path=path, split_files={})))
         except DataError as err:
             problems += [f"data.path[{i}] ({path}): {line}" for line in str(err).splitlines()]
     if problems:
@@ -201,7 +207,7 @@ def dataset_root(config: DataConfig) -> Path:
     from polyp_ray.data.public import PUBLIC_DATASETS, public_dataset_root
 
     if isinstance(config.path, list):
-        raise ValueError("several sources have no one root: describe() reads each")
+        raise ValueError("several sources have no one root: check_dataset() reads each")
     if config.is_synthetic:
         cache = config.resolved_cache_dir()
         return synthetic_dataset(cache, config.synthetic_count, config.synthetic_seed)
@@ -213,8 +219,8 @@ def dataset_root(config: DataConfig) -> Path:
 def prepare_data(config: DataConfig, image_size: int, described: Described | None = None) -> PreparedData:
     """Validated, decoded, resized and split arrays for one image size (decoded once, then cached);
     val and test also carry their original-size masks (``SplitArrays.truths``). ``described``: the
-    dataset as ``describe(config)`` already found it."""
-    info, pairs, checked = (described.info, described.pairs, described.checked) if described else _describe(config)
+    dataset as ``check_dataset(config)`` already found it."""
+    info, pairs, checked = (described.info, described.pairs, described.checked) if described else _check(config)
     images, masks = decoded_arrays(pairs, info.sha256, image_size, config)
     index = {p.stem: i for i, p in enumerate(pairs)}
     splits = {}

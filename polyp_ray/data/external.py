@@ -33,7 +33,7 @@ class ExternalSet:
                 "sha256": self.sha256}
 
 
-def describe_external(config: DataConfig) -> dict[str, ExternalSet]:
+def external_sets(config: DataConfig) -> dict[str, ExternalSet]:
     """Every external set found and validated; all problems of all sets in one DataError."""
     found: dict[str, ExternalSet] = {}
     problems: list[str] = []

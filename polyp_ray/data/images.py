@@ -41,6 +41,8 @@ def file_problem(path: Path, err: OSError) -> str:
 def open_image(path: Path) -> Image.Image:
     """The fully decoded image, or a DataError naming the file (missing, unreadable, truncated, too large)."""
     try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)")
         with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise DataError(_too_large(path, img.width, img.height))

@@ -6,6 +6,7 @@ problem instead of silently shifting every later pair by one.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,10 @@ def discover_pairs(
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found")
+        if root.is_file() and zipfile.is_zipfile(root):
+            raise DataError(f"{root}: a zip archive, not a folder; unpack it (unzip {root.name}) and set "
+                            "data.path to the folder it holds")
+        raise DataError(f"{root}: {'a file, not a folder' if root.exists() else 'dataset folder not found'}")
     chosen = _choose_layout(root, layout, image_dir, mask_dir)
     images, problems = _index_folder(root / chosen.image_dir)
     masks, mask_problems = _index_folder(root / chosen.mask_dir)
@@ -98,12 +102,27 @@ def _index_folder(folder: Path) -> tuple[dict[str, Path], list[str]]:
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
             continue
-        if path.is_dir():
+        if not path.name.isprintable():  # a newline in a name would break the one-line-per-problem report
+            problems.append(f"{folder / printable(path.name)}: the file name holds a control character "
+                            "(shown escaped); rename the file")
+        elif path.is_dir():
             problems.append(f"{path}: a folder, not an image file")
         elif path.stem in index:
             problems.append(f"{path}: two files share the stem {path.stem!r} ({index[path.stem].name})")
         else:
             index[path.stem] = path
     if not index and not problems:
-        raise DataError(f"{folder}: empty folder (no {'/'.join(IMAGE_SUFFIXES)} files)")
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        subfolders = sorted(p.name for p in entries if p.is_dir())
+        if subfolders and len(subfolders) == len(entries):
+            shown = ", ".join(f"{name}/" for name in subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
+            raise DataError(f"{folder}: holds only sub-folders ({len(subfolders)}: {shown}), no image files; "
+                            "point data.path (or data.image_dir/mask_dir) at the folder that holds the images")
+        what = "empty folder" if not entries else f"no image files among its {len(entries)} entries"
+        raise DataError(f"{folder}: {what} (no {'/'.join(IMAGE_SUFFIXES)} files)")
     return index, problems
+
+
+def printable(name: str) -> str:
+    """``name`` with each control character escaped (a newline as \\n), so it stays on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)

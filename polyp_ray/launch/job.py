@@ -29,7 +29,8 @@ from types import FrameType
 from polyp_ray.launch.processes import free_port, node_ip, send, stop_marked, wait_for_port
 
 NODE = [sys.executable, "-m", "polyp_ray.launch.node"]
-STEP_STOP_S = 15.0
+STEP_STOP_S = 10.0
+HEADLESS_GRACE_S = 5.0
 
 
 def hosts_of_job() -> list[str]:
@@ -72,8 +73,8 @@ class Job:
         try:
             return self._run(env)
         finally:
+            shutil.rmtree(self.folder, ignore_errors=True)  # the token first: nothing needs it any more
             self.stop_nodes()
-            shutil.rmtree(self.folder, ignore_errors=True)  # the token with it
 
     def _run(self, env: dict[str, str]) -> int:
         hosts = hosts_of_job()
@@ -108,8 +109,12 @@ class Job:
                 code = self.driver.wait(timeout=1)
                 break
             except subprocess.TimeoutExpired:
-                if self.terminated_at is not None and time.monotonic() - self.terminated_at > self.args.grace:
-                    print(f"the search did not end {self.args.grace:.0f} s after SIGTERM: killing it", flush=True)
+                if self.terminated_at is None:
+                    continue
+                # scancel stopped the nodes too: the search cannot snapshot any more, nothing to wait for
+                grace = self.args.grace if self._alive(self.head) else HEADLESS_GRACE_S
+                if time.monotonic() - self.terminated_at > grace:
+                    print(f"the search did not end {grace:.0f} s after SIGTERM: killing it", flush=True)
                     self.driver.kill()
         print(f"search exited with {code}", flush=True)
         return code

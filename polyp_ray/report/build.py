@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
+from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.report import comparison as compare
 from polyp_ray.report import figures, generalisation, literature, progress, sections, table
 from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
@@ -32,6 +35,31 @@ def build_report(exp_dir: str | Path, out: str | Path | None = None, gallery: bo
     return target
 
 
+def write_reports(exp_dir: str | Path, gallery: bool = True) -> list[Path]:
+    """The report where the experiment keeps it (``ExperimentLayout.report``, which the README points to),
+    built once, and its copy in ``reports/<experiment>.html`` under the current folder; the paths written.
+
+    An experiment folder that cannot be written (read-only, a mirror) keeps its old report: then the
+    copy is written alone, with a warning; a copy that cannot be written is a warning too.
+    """
+    inside = ExperimentLayout(Path(exp_dir).expanduser()).report
+    copy = default_output(exp_dir)
+    try:
+        written = [build_report(exp_dir, inside, gallery)]
+    except ReportError as err:
+        if inside.parent.is_dir() and os.access(inside.parent, os.W_OK):
+            raise
+        print(f"warning: {err}; writing {copy} only", file=sys.stderr)
+        return [build_report(exp_dir, copy, gallery)]
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(inside, copy)
+    except OSError as err:  # a read-only working directory: the report in the experiment folder is the one
+        print(f"warning: no copy of the report in {copy.parent} ({err.strerror or err})", file=sys.stderr)
+        return written
+    return [*written, copy]
+
+
 def render(exp: Experiment, gallery: Gallery) -> str:
     page = Page()
     families, trials = compare.family_rows(exp), compare.trial_rows(exp)
@@ -40,19 +68,20 @@ def render(exp: Experiment, gallery: Gallery) -> str:
     spread = page.figure(literature.distribution_figure(exp, scores)) if scores else ""
     body = [
         sections.header(exp, headline(exp, families[0] if families else None, scores)), sections.notes(exp.notes),
-        sections.section("comparison", "Model comparison",
-                         table.comparison(families, trials, exp.best_trial_id)
-                         + "<h3>Beside the notebook</h3>" + sections.notebook(families)),
-        sections.section("generalisation", "Generalisation: test and external sets",
-                         generalisation.table(exp, spread) + "<h3>In the literature's layout</h3>"
-                         + literature.literature_table(exp, scores)),
-        sections.section("ranking", "Is the ranking real?",
-                         sections.ranking(compare.ranking(exp), {r.trial_id: r.test_dice for r in trials})),
-        sections.section("progress", "Search progress", _progress(exp, page)),
-        sections.section("curves", "Learning curves", page.figure(figures.learning_curves(exp, colours))),
-        sections.section("hyperparameters", "Hyperparameters", _hyperparameters(exp, page)),
-        sections.section("gallery", "Best model's test images", _gallery(exp, page, gallery, colours)),
-        sections.section("reproducibility", "Reproducibility", sections.reproducibility(exp)),
+        page.section("comparison", "Model comparison",
+                     table.comparison(families, trials, exp.best_trial_id)
+                     + "<h3>Beside the notebook</h3>" + sections.notebook(families), "Models"),
+        page.section("generalisation", "Generalisation: test and external sets",
+                     generalisation.table(exp, spread) + "<h3>In the literature's layout</h3>"
+                     + literature.literature_table(exp, scores), "Generalisation"),
+        page.section("ranking", "Is the ranking real?",
+                     sections.ranking(compare.ranking(exp), {r.trial_id: r.test_dice for r in trials})),
+        page.section("progress", "Search progress", _progress(exp, page)),
+        page.section("curves", "Learning curves", page.figure(figures.learning_curves(exp, colours))),
+        page.section("hyperparameters", "Hyperparameters", _hyperparameters(exp, page)),
+        page.section("gallery", "Best model's test images", _gallery(exp, page, gallery, colours),
+                     "Best model's images"),
+        page.section("reproducibility", "Reproducibility", sections.reproducibility(exp)),
     ]
     return page.render(f"polyp-ray: {exp.name}", "".join(body))
 

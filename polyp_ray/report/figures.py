@@ -215,13 +215,13 @@ def importance_bars(importance: Importance) -> go.Figure:
 def dice_vs_size(exp: Experiment, best: dict[str, str], colours: dict[str, str]) -> go.Figure | None:
     """Per-image test Dice against the polyp's share of the image, one trace per family's best trial."""
     fig = go.Figure()
-    for rank, (family, trial_id) in enumerate(best.items()):
+    for family, trial_id in best.items():
         rows = exp.tests.get(trial_id, {}).get("per_image", [])
         if not rows:
             continue
         fig.add_trace(go.Scatter(
             x=[r.get("truth_fraction") for r in rows], y=[r.get("dice") for r in rows], mode="markers",
-            name=f"{esc(family)} (trial {esc(trial_id)})", visible=True if rank == 0 else "legendonly",
+            name=f"{esc(family)} (trial {esc(trial_id)})",  # every family shown: a click hides one
             marker={"color": colours.get(family, "#888"), "size": 7, "opacity": 0.75},
             customdata=[esc(r.get("stem", "")) for r in rows],
             hovertemplate="%{customdata}<br>polyp area %{x:.1%}<br>Dice %{y:.3f}<extra></extra>",

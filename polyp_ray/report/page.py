@@ -42,18 +42,19 @@ figcaption{font-size:.82em;color:#333;word-break:break-all;margin-top:4px}
 .table-tools input{width:18em;padding:3px 6px}small.error{color:#b00020}
 """
 
-NAV = (("comparison", "Models"), ("ranking", "Is the ranking real?"), ("progress", "Search progress"),
-       ("curves", "Learning curves"),
-       ("hyperparameters", "Hyperparameters"), ("gallery", "Best model's images"),
-       ("reproducibility", "Reproducibility"))
-
-
 class Page:
-    """Collects figures and scripts; ``render`` writes the document with its Content-Security-Policy."""
+    """Collects sections, figures and scripts; ``render`` writes the document with its
+    Content-Security-Policy and a navigation bar of the sections made, in their order (no second list)."""
 
     def __init__(self) -> None:
         self.scripts = Scripts()
         self._figures = 0
+        self.nav: list[tuple[str, str]] = []  # (anchor, link text) of every section, in page order
+
+    def section(self, anchor: str, title: str, body: str, link: str | None = None) -> str:
+        """A section of the page, linked from the navigation bar as ``link`` (default: its title)."""
+        self.nav.append((anchor, link or title))
+        return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
 
     def figure(self, fig: go.Figure | None, missing: str = "") -> str:
         if fig is None:
@@ -66,7 +67,7 @@ class Page:
     def render(self, title: str, body: str) -> str:
         plotly_js = self.scripts.inline(get_plotlyjs())
         sorter = self.scripts.inline(table.SCRIPT)
-        nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in NAV)
+        nav = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in self.nav)
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f'<meta http-equiv="Content-Security-Policy" content="{esc(self.scripts.policy())}">'
                 '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -112,7 +112,8 @@ def figure(progress: Progress, metric: str) -> go.Figure:
                                      line={"color": "#d62728"}, hovertemplate="%{x:.2f} GPU-h: best %{y:.3f}"
                                      "<extra></extra>", **step), row=1, col=2)
         fig.update_xaxes(title_text="hours since the search started", row=1, col=1)
-        fig.update_xaxes(title_text="CPU-hours / GPU-hours", row=1, col=2)
+        compute = "CPU-hours / GPU-hours" if progress.gpu_hours[-1] > 0 else "CPU-hours"  # no GPU: no GPU axis
+        fig.update_xaxes(title_text=compute, row=1, col=2)
         fig.update_yaxes(title_text=f"best validation {esc(metric)}", row=1, col=1)
     epochs = list(progress.rungs)
     fig.add_trace(go.Bar(x=[f"epoch {e}" for e in epochs], y=[progress.rungs[e] for e in epochs],
@@ -133,8 +134,15 @@ def summary(progress: Progress, metric: str) -> str:
         return f"<p>{rungs} No per-epoch timestamps in the trials' {TUNE_RESULT}, so no progress over time.</p>"
     final = progress.best[-1]
     first = int(np.argmax(progress.best == final))
-    gpu = (f", {progress.gpu_hours[first]:.1f} of {progress.gpu_hours[-1]:.1f} GPU-hours"
+    gpu = (f", {_part(progress.gpu_hours[first], progress.gpu_hours[-1], 'GPU-')}"
            if progress.gpu_hours[-1] > 0 else "")
-    return (f"<p>The best validation {esc(metric)}, {final:.3f}, was first reached after "
-            f"{progress.hours[first]:.1f} of the search's {progress.hours[-1]:.1f} hours "
-            f"({progress.cpu_hours[first]:.1f} of {progress.cpu_hours[-1]:.1f} CPU-hours{gpu}). {rungs}</p>")
+    wall = _part(progress.hours[first], progress.hours[-1], "", " of the search's")
+    return (f"<p>The best validation {esc(metric)}, {final:.3f}, was first reached after {wall} "
+            f"({_part(progress.cpu_hours[first], progress.cpu_hours[-1], 'CPU-')}{gpu}). {rungs}</p>")
+
+
+def _part(value: float, total: float, kind: str, of: str = " of") -> str:
+    """E.g. "12 of the search's 40 minutes": minutes below 2 hours (0.0 of 0.2 hours says nothing), else hours."""
+    if total < 2:
+        return f"{value * 60:.0f}{of} {total * 60:.0f} {kind}minutes"
+    return f"{value:.1f}{of} {total:.1f} {kind}hours"

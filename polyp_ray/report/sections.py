@@ -32,10 +32,6 @@ GALLERY_LEGEND = (
 )
 
 
-def section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
-
-
 def caption(text: str) -> str:
     """``text`` is our own markup, never the experiment's."""
     return f'<p class="caption">{text}</p>'

@@ -109,7 +109,7 @@ TEXT_COLUMNS = {"family / trial", "family"}
 def ci(value: Interval) -> str:
     if not value.defined:
         return "–"
-    return f"{value.mean:.3f} <small>[{value.low:.3f}, {value.high:.3f}]</small>"
+    return f"{value.mean:.3f}<br><small>[{value.low:.3f}, {value.high:.3f}]</small>"
 
 
 def failures(rates: dict[str, Any]) -> str:
@@ -161,9 +161,11 @@ COLUMNS: list[Column] = [
 
 def comparison(families: list[Row], trials: list[Row], best_trial: str | None, top: int = TOP_ROWS) -> str:
     """The table; trial rows after the first ``top`` are in the file but hidden until asked for."""
-    head = "".join(_head(name, tip) for name, tip, _ in COLUMNS)
-    family_rows = "".join(_table_row(r, best_trial) for r in families)
-    trial_rows = "".join(_table_row(r, best_trial, hidden=i >= top) for i, r in enumerate(trials))
+    on_gpu = any(r.gpu_hours > 0 for r in [*families, *trials])  # a CPU-only search has no GPU-h column
+    columns = [c for c in COLUMNS if on_gpu or c[0] != "GPU-h"]
+    head = "".join(_head(name, tip) for name, tip, _ in columns)
+    family_rows = "".join(_table_row(r, best_trial, columns) for r in families)
+    trial_rows = "".join(_table_row(r, best_trial, columns, hidden=i >= top) for i, r in enumerate(trials))
     table = (f'<table id="model-table" class="sortable" data-top="{top}"><thead><tr>{head}</tr></thead>'
              f'<tbody class="families">{family_rows}</tbody><tbody class="trials">{trial_rows}</tbody></table>')
     shown = min(top, len(trials))
@@ -180,9 +182,9 @@ def _head(name: str, tip: str) -> str:
     return f'<th scope="col" title="{esc(tip)}" data-type="{kind}" tabindex="0">{esc(name)}</th>'
 
 
-def _table_row(row: Row, best_trial: str | None, hidden: bool = False) -> str:
+def _table_row(row: Row, best_trial: str | None, columns: list[Column], hidden: bool = False) -> str:
     classes = [row.kind] + (["best"] if row.trial_id == best_trial and row.kind == "family" else [])
-    cells = "".join(render(row) for _, _, render in COLUMNS)
+    cells = "".join(render(row) for _, _, render in columns)
     return f'<tr class="{" ".join(classes)}"{" hidden" if hidden else ""}>{cells}</tr>'
 
 

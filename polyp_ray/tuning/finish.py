@@ -23,6 +23,7 @@ from polyp_ray.evaluation import write_test_outputs
 from polyp_ray.experiment import ExperimentLayout, TrialFiles
 from polyp_ray.metrics import METRICS, job_metrics
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
+from polyp_ray.tuning.trainable import score_key
 
 
 def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData], refs: dict[int, Any],
@@ -82,7 +83,11 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
     if best is not None:
         metrics = best[1]
         row.update(best_epoch=metrics.get("epoch"), checkpoint=best[0].path)
+        # The best epoch's scores (the checkpoint tested and exported); the job's own column is the trial's
+        # score as the reporter handed it to ASHA and TPE (the best so far at that epoch: the same number).
         row.update({f"best_{key}": metrics[key] for key in job_metrics() if key in metrics})
+        score = score_key(job.metric)
+        row[score] = metrics.get(score, metrics.get(job.metric))
     return row, best
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 from ray import tune
 
 from polyp_ray.config import JobConfig
-from polyp_ray.data.dataset import describe
-from polyp_ray.data.external import describe_external
+from polyp_ray.data.dataset import check_dataset
+from polyp_ray.data.external import external_sets
 from polyp_ray.errors import ConfigError, one_line
 from polyp_ray.metrics import METRICS
 from polyp_ray.searchspace import SearchSpace
@@ -46,9 +46,12 @@ class SearchOptions:
 def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: SearchOptions) -> ExperimentStore:
     """Run the search and score its trials; return where the experiment lives (its local folder, or the
     local mirror of a storage URI, holds everything the report reads)."""
-    described = describe(job.trial.data)  # refuses a bad dataset before anything is written
+    described = check_dataset(job.trial.data)  # refuses a bad dataset before anything is written
     described.info.announce()
-    external = describe_external(job.trial.data)  # ... and a bad external test set
+    largest = max(int(b) for b in space.possible("batch_size", job.trial.batch_size))
+    described.info.check_batch_size(largest, f"{space.source}: batch_size" if largest != job.trial.batch_size
+                                    else "trial.batch_size")
+    external = external_sets(job.trial.data)  # ... and a bad external test set
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
                         job.trial.data.resolved_cache_dir())
     layout = experiment.layout

@@ -109,7 +109,7 @@ def new_searcher(job: JobConfig, space: SearchSpace, experiment: ExperimentStore
                                                  load_if_exists=True))
     if study.trials:
         raise ConfigError(f"optuna_storage: {shown(url)} already holds a study named {name!r}; pass another --name")
-    study.set_user_attr(ATTR, describe(job))
+    study.set_user_attr(ATTR, study_record(job))
     if warm:
         study.add_trials(warm)
         print(f"warm start: {len(warm)} finished trials of {source}", flush=True)
@@ -122,7 +122,7 @@ def new_searcher(job: JobConfig, space: SearchSpace, experiment: ExperimentStore
                                   points_to_evaluate=job.points_to_evaluate or None)
 
 
-def describe(job: JobConfig) -> dict[str, Any]:
+def study_record(job: JobConfig) -> dict[str, Any]:
     """What a study's values mean, stored with it, so a warm start can refuse or warn on a mismatch."""
     trial = {k: v for k, v in to_dict(job.trial).items() if k not in NOT_SCORED}
     data = {k: v for k, v in to_dict(job.trial.data).items() if k != "cache_dir"}
@@ -137,7 +137,7 @@ def warm_start_trials(job: JobConfig, space: SearchSpace) -> tuple[list[FrozenTr
     url, name = _warm_source(job.warm_start, job.warm_start_study)
     earlier = _quietly(lambda: optuna.load_study(study_name=name, storage=open_storage(url, "warm_start")))
     info = earlier.user_attrs.get(ATTR) or {}
-    now = describe(job)
+    now = study_record(job)
     for key in ("metric", "mode"):
         if info and info.get(key) != now[key]:
             raise ConfigError(f"warm_start: study {name!r} ranked trials by {key} {info.get(key)!r}, this job by "

@@ -42,7 +42,7 @@ class Trainable:
 
 def build_trainable(job: JobConfig, space: SearchSpace, dataset: Described | None = None) -> Trainable:
     """The one place a search (run_search) and a restored one (restore_tuner) get their trainable.
-    ``dataset``: the job's data as ``describe`` already found it (checked once), or None to describe it."""
+    ``dataset``: the job's data as ``check_dataset`` already found it (checked once), or None to check it here."""
     sizes = space.possible("image_size", job.trial.image_size)
     prepared = {size: prepare_data(job.trial.data, size, dataset) for size in sizes}
     refs = {size: ray.put(data) for size, data in prepared.items()}

@@ -63,3 +63,33 @@ def test_unknown_layout_and_missing_root(tmp_path: Path) -> None:
         discover_pairs(tmp_path / "missing")
     with pytest.raises(DataError, match="no known layout"):
         discover_pairs(tmp_path / "images")
+
+
+def test_a_folder_of_sub_folders_is_not_called_empty(tmp_path: Path) -> None:
+    for video in ("video1", "video2"):
+        (tmp_path / "images" / video).mkdir(parents=True)
+    write_pair(tmp_path, "x", "masks", "a")
+    with pytest.raises(DataError) as err:
+        discover_pairs(tmp_path, layout="kvasir")
+    assert "images: holds only sub-folders (2: video1/, video2/), no image files" in str(err.value)
+    assert "empty folder" not in str(err.value)
+
+
+def test_a_zip_given_as_the_dataset_is_named_a_zip(tmp_path: Path) -> None:
+    import zipfile
+
+    archive = tmp_path / "kvasir-seg.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("Kvasir-SEG/images/a.jpg", b"x")
+    with pytest.raises(DataError) as err:
+        discover_pairs(archive)
+    assert str(err.value).startswith(f"{archive}: a zip archive, not a folder; unpack it")
+
+
+def test_a_newline_in_a_file_name_is_escaped_on_its_one_line(tmp_path: Path) -> None:
+    write_pair(tmp_path, "images", "masks", "ok")
+    write_pair(tmp_path, "images", "masks", "bad\nname")
+    _, pairs, problems = discover_pairs(tmp_path)
+    named = [p for p in problems if "control character" in p]
+    assert [p.stem for p in pairs] == ["ok"] and len(named) == 2  # the image and its mask
+    assert all("\n" not in p and "bad\\nname.png" in p for p in named)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from polyp_ray.config import DataConfig, load_job_config
-from polyp_ray.data.dataset import describe, prepare_data
+from polyp_ray.data.dataset import check_dataset, prepare_data
 from polyp_ray.data.synthetic import synthetic_dataset
 from polyp_ray.errors import ConfigError, DataError
 from polyp_ray.evaluation import score_split
@@ -25,11 +25,11 @@ def two_sources(tmp_path: Path) -> list[str]:
 
 
 def test_the_union_keeps_each_sources_own_split(two_sources: list[str]) -> None:
-    info = describe(DataConfig(path=two_sources, **SPLIT)).info
+    info = check_dataset(DataConfig(path=two_sources, **SPLIT)).info
     names = [Path(p).name for p in two_sources]
     assert info.n_pairs == 28 and [s["name"] for s in info.sources] == names
     for path, name in zip(two_sources, names, strict=True):
-        own = describe(DataConfig(path=path, **SPLIT)).info.split
+        own = check_dataset(DataConfig(path=path, **SPLIT)).info.split
         for split in ("train", "val", "test"):
             assert [s for s in info.split[split] if s.startswith(f"{name}/")] == [f"{name}/{s}" for s in own[split]]
     data = prepare_data(DataConfig(path=two_sources, **SPLIT), 32)
@@ -55,7 +55,7 @@ def test_each_source_is_validated_on_its_own(two_sources: list[str], tmp_path: P
     (tmp_path / "empty" / "images").mkdir(parents=True)
     (tmp_path / "empty" / "masks").mkdir()
     with pytest.raises(DataError) as caught:
-        describe(DataConfig(path=[two_sources[0], str(tmp_path / "empty")], **SPLIT))
+        check_dataset(DataConfig(path=[two_sources[0], str(tmp_path / "empty")], **SPLIT))
     assert all(line.startswith(f"data.path[1] ({tmp_path / 'empty'}): ") for line in str(caught.value).splitlines())
 
 

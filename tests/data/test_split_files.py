@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from polyp_ray.config import DataConfig
-from polyp_ray.data.dataset import describe
+from polyp_ray.data.dataset import check_dataset
 from polyp_ray.errors import ConfigError, DataError
 from tests.conftest import search_command, write_pair
 
@@ -30,17 +30,17 @@ def _lists(folder: Path, train: list[str], val: list[str], test: list[str]) -> d
 def test_the_listed_split_is_reproduced_exactly(small_dataset: Path, tmp_path: Path) -> None:
     # A list may name files rather than stems (as published lists often do): read as their stems.
     files = _lists(tmp_path, [f"images/{s}.png" for s in TRAIN[::-1]], VAL, TEST)
-    info = describe(DataConfig(path=str(small_dataset), split_files=files)).info
+    info = check_dataset(DataConfig(path=str(small_dataset), split_files=files)).info
     assert info.split == {"train": TRAIN, "val": VAL, "test": TEST}
     # The seed and the fractions do not move it.
-    again = describe(DataConfig(path=str(small_dataset), split_files=files, split_seed=7, val_fraction=0.4)).info
+    again = check_dataset(DataConfig(path=str(small_dataset), split_files=files, split_seed=7, val_fraction=0.4)).info
     assert again.split == info.split
 
 
 def test_a_bad_list_gives_one_line_per_problem(small_dataset: Path, tmp_path: Path) -> None:
     files = _lists(tmp_path, TRAIN[:6] + ["ghost", "img08"], VAL, ["img10"])  # img07, img06, img11 unlisted
     with pytest.raises(DataError) as caught:
-        describe(DataConfig(path=str(small_dataset), split_files=files))
+        check_dataset(DataConfig(path=str(small_dataset), split_files=files))
     lines = str(caught.value).splitlines()
     assert lines == [
         f"data.split_files.train: {files['train']} line 8: 'ghost' is not in the dataset",
@@ -49,7 +49,7 @@ def test_a_bad_list_gives_one_line_per_problem(small_dataset: Path, tmp_path: Pa
         f"data.split_files: {stem!r} is in the dataset but in no split file" for stem in ("img06", "img07", "img11")]
     missing = {**files, "test": str(tmp_path / "nope.txt")}
     with pytest.raises(DataError, match=r"(?m)^data.split_files.test: .*nope.txt: cannot be read"):
-        describe(DataConfig(path=str(small_dataset), split_files=missing))
+        check_dataset(DataConfig(path=str(small_dataset), split_files=missing))
     with pytest.raises(ConfigError, match="data.split_files: needs exactly the keys train, val, test"):
         DataConfig(split_files={"train": "a", "test": "b"}).validate("job.yaml")
 
@@ -57,7 +57,7 @@ def test_a_bad_list_gives_one_line_per_problem(small_dataset: Path, tmp_path: Pa
 def test_the_grouping_check_still_warns_across_a_fixed_split(small_dataset: Path, tmp_path: Path) -> None:
     write_pair(small_dataset, "images", "masks", "twin03", seed=3)  # the same image as img03
     files = _lists(tmp_path, TRAIN, VAL, [*TEST, "twin03"])
-    info = describe(DataConfig(path=str(small_dataset), split_files=files)).info
+    info = check_dataset(DataConfig(path=str(small_dataset), split_files=files)).info
     assert "twin03" in info.split["test"] and "img03" in info.split["train"]
     assert any("test image twin03 has a near-duplicate in training: img03" in line for line in info.split_warnings())
 

@@ -74,7 +74,7 @@ def assert_no_ray_left(slurm: SlurmCluster, folder: Path, job_id: str) -> None:
     from polyp_ray.launch.processes import marked
 
     temp = slurm.root / f"polyp-ray-{job_id}"
-    deadline = time.monotonic() + 30  # Slurm's own SIGKILL comes KillWait (5 s) after its SIGTERM
+    deadline = time.monotonic() + 40  # Slurm's own SIGKILL comes KillWait (30 s) after its SIGTERM
     while (left := marked(f"{temp}/")) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in left]
@@ -113,7 +113,7 @@ def test_a_two_task_job_runs_a_search_to_its_report_on_a_head_and_an_srun_worker
 
 
 def test_a_cancelled_job_stops_its_ray_and_resumes_to_completion(slurm: SlurmCluster, tmp_path: Path) -> None:
-    job = write_job(tmp_path, "sc", tmp_path / "exp", space=SPACE, num_samples=2, epochs=8, grace_period=8,
+    job = write_job(tmp_path, "sc", tmp_path / "exp", space=SPACE, num_samples=2, epochs=4, grace_period=4,
                     data={"synthetic_count": 32})
     exp = tmp_path / "exp" / "sc-run"
     first = launch(slurm, tmp_path, job, "--name", "sc-run")
@@ -135,6 +135,6 @@ def test_a_cancelled_job_stops_its_ray_and_resumes_to_completion(slurm: SlurmClu
     assert state == "COMPLETED", log[-4000:]
     assert "resuming" in log, log[-3000:]
     table = pd.read_csv(exp / "polyp_ray" / "trials.csv")
-    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"} and (table["epochs_run"] == 8).all()
+    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"} and (table["epochs_run"] == 4).all()
     assert (exp / "polyp_ray" / "report.html").is_file()
     assert_no_ray_left(slurm, tmp_path, second)

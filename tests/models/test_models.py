@@ -36,17 +36,22 @@ def test_encoder_decoder_has_no_skip_connections() -> None:
     assert len(_concats(build_model("unet", 64, base_width=4))) == 4
 
 
-@pytest.mark.parametrize("encoder", ["conv", "vgg16", "resnet50"])
-def test_decoder_width_follows_base_width_alone(encoder: str) -> None:
-    # The block whose output is at stride s has base_width * s filters, whatever the encoder; encoders
-    # with a stride-2 first feature get one block more, to full resolution, without a skip.
+# (encoder, the decoder blocks' filters at base_width 8, shallowest first, and the blocks a skip joins):
+# the block at stride s has 8 * s filters whatever the encoder's own channels; an encoder whose first
+# feature is at stride 2 gets a fifth block, to full resolution, without a skip.
+DECODER_WIDTHS = [
+    ("conv", [8, 16, 32, 64], {"dec1_concat", "dec2_concat", "dec3_concat", "dec4_concat"}),
+    ("vgg16", [8, 16, 32, 64], {"dec1_concat", "dec2_concat", "dec3_concat", "dec4_concat"}),
+    ("resnet50", [8, 16, 32, 64, 128], {"dec2_concat", "dec3_concat", "dec4_concat", "dec5_concat"}),
+]
+
+
+@pytest.mark.parametrize(("encoder", "widths", "skips"), DECODER_WIDTHS)
+def test_decoder_width_follows_base_width_alone(encoder: str, widths: list[int], skips: set[str]) -> None:
     model = build_model("unet", 64, base_width=8, encoder=encoder)
-    deepest = ENCODERS[encoder].strides[-1]
-    levels = deepest.bit_length() - 1
-    assert [model.get_layer(f"dec{level}_b_conv").filters for level in range(1, levels + 1)] == [
-        8 * 2 ** (level - 1) for level in range(1, levels + 1)]
-    expected_skips = {f"dec{s.bit_length()}_concat" for s in ENCODERS[encoder].strides[:-1]}
-    assert set(_concats(model)) == expected_skips
+    decoder = [layer for layer in model.layers if layer.name.startswith("dec") and layer.name.endswith("_b_conv")]
+    assert sorted(layer.filters for layer in decoder) == widths
+    assert set(_concats(model)) == skips
     assert model.output.shape == (None, 64, 64, 1)
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.report import build_report, main
 from polyp_ray.report import comparison as compare
 from polyp_ray.report.comparison import Ranking
@@ -85,7 +86,7 @@ def test_comparison_table_has_a_row_per_family_and_per_trial(fake: Path, tmp_pat
     trials = html.split('<tbody class="trials">')[1].split("</tbody>")[0]
     assert families.count("<tr") == 2 and trials.count("<tr") == 6
     assert 'class="family best"' in families
-    assert re.search(r"0\.\d{3} <small>\[0\.\d{3}, 0\.\d{3}\]</small>", families)  # mean [CI]
+    assert re.search(r"0\.\d{3}<br><small>\[0\.\d{3}, 0\.\d{3}\]</small>", families)  # mean, [CI] below
     assert "0.66" in html and "0.48" in html and "notebook" in html
 
 
@@ -143,9 +144,16 @@ def test_cli_writes_into_reports_under_the_working_directory(fake: Path, tmp_pat
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture) -> None:
     monkeypatch.chdir(tmp_path)
+    own = ExperimentLayout(fake).report  # the one the README points to: rewritten, not left stale
+    own.write_text("<html>the old report</html>")
     assert main([str(fake), "--no-gallery"]) == 0
-    assert (tmp_path / "reports" / f"{fake.name}.html").is_file()
-    assert "report:" in capsys.readouterr().out
+    copy = tmp_path / "reports" / f"{fake.name}.html"
+    assert "the old report" not in own.read_text() and own.read_text() == copy.read_text()
+    assert "<html" in copy.read_text()
+    assert capsys.readouterr().out.splitlines() == [f"report: {own}", f"report: {copy}"]
+    elsewhere = tmp_path / "one.html"
+    assert main([str(fake), "--no-gallery", "-o", str(elsewhere)]) == 0  # -o: that file only
+    assert elsewhere.is_file() and capsys.readouterr().out.strip() == f"report: {elsewhere}"
 
 
 @pytest.mark.parametrize(("setup", "message"), [
@@ -192,3 +200,35 @@ def test_grouping_line_says_what_was_joined_not_that_there_were_duplicates() -> 
                        "cross_split_neighbours": [{"stem": "3"}]})
     assert "25 groups kept whole (near-duplicates and consecutive video frames joined; largest 40 images)" in video
     assert "1 val/test frame(s) with their video neighbour in training" in video
+
+
+def test_cpu_only_search_shows_no_gpu_column_and_every_family_in_the_size_plot(fake: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    html = _html(fake, tmp_path)  # the fake search ran on CPUs only
+    head = html.split('<table id="model-table"')[1].split("</thead>")[0]
+    assert ">CPU-h<" in head and ">GPU-h<" not in head
+    from polyp_ray.report.figures import dice_vs_size
+
+    exp = load_experiment(fake)
+    best = compare.family_best(exp)
+    figure = dice_vs_size(exp, best, {})
+    assert figure is not None and len(figure.data) == len(best) == 2
+    assert all(trace.visible in (None, True) for trace in figure.data)  # no family hidden until clicked
+    table = fake / "polyp_ray" / "trials.csv"
+    rows = pd.read_csv(table)
+    rows.loc[0, "gpu_hours"] = 0.5
+    rows.to_csv(table, index=False)
+    assert ">GPU-h<" in _html(fake, tmp_path / "gpu").split('<table id="model-table"')[1].split("</thead>")[0]
+
+
+def test_small_durations_read_in_minutes() -> None:
+    import numpy as np
+
+    from polyp_ray.report.progress import Progress, summary
+
+    hours = np.array([0.0, 0.05, 0.2])
+    progress = Progress(hours=hours, cpu_hours=hours * 2, gpu_hours=np.zeros(3), best=np.array([0.1, 0.5, 0.5]),
+                        rungs={1: 3}, trials=3)
+    text = summary(progress, "val_dice")
+    assert "after 3 of the search's 12 minutes (6 of 24 CPU-minutes)" in text and "GPU" not in text

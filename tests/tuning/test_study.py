@@ -20,11 +20,11 @@ from polyp_ray.storage import ExperimentStore
 from polyp_ray.tuning.study import (
     ATTR,
     PersistentOptunaSearch,
-    describe,
     fail_orphans,
     in_space,
     new_searcher,
     open_storage,
+    study_record,
     warm_start_trials,
 )
 from polyp_ray.tuning.trainable import score_key
@@ -52,7 +52,7 @@ def _old_trial(lr: float, model: str = "unet", value: float = 0.5) -> optuna.tri
 
 def test_a_widened_space_keeps_earlier_points_in_its_own_distributions(tmp_path: Path) -> None:
     job, space = _job(tmp_path)
-    now = describe(job)["trial"]
+    now = study_record(job)["trial"]
     kept = in_space(_old_trial(3e-3), space, now, now)
     assert kept is not None
     assert kept.params == {"model": "unet", "learning_rate": 3e-3}
@@ -68,10 +68,10 @@ def test_a_widened_space_keeps_earlier_points_in_its_own_distributions(tmp_path:
 
 def test_a_newly_searched_parameter_takes_the_value_it_was_fixed_at_before(tmp_path: Path) -> None:
     job, space = _job(tmp_path, space=WIDE_SPACE + "batch_size: {choices: [4, 8, 16]}\n")
-    before = {**describe(job)["trial"], "batch_size": 8}
-    kept = in_space(_old_trial(3e-3), space, describe(job)["trial"], before)
+    before = {**study_record(job)["trial"], "batch_size": 8}
+    kept = in_space(_old_trial(3e-3), space, study_record(job)["trial"], before)
     assert kept is not None and kept.params["batch_size"] == 8
-    assert in_space(_old_trial(3e-3), space, describe(job)["trial"], {}) is None  # unknown earlier value
+    assert in_space(_old_trial(3e-3), space, study_record(job)["trial"], {}) is None  # unknown earlier value
 
 
 def _earlier_experiment(tmp_path: Path, metric: str = "val_dice") -> Path:
@@ -80,7 +80,7 @@ def _earlier_experiment(tmp_path: Path, metric: str = "val_dice") -> Path:
     ours = tmp_path / "earlier-exp" / "polyp_ray"
     ours.mkdir(parents=True)
     study = optuna.create_study(storage=f"sqlite:///{ours / DB_FILE}", study_name="earlier-run", direction="maximize")
-    study.set_user_attr(ATTR, describe(job))
+    study.set_user_attr(ATTR, study_record(job))
     study.add_trials([_old_trial(2e-3, value=0.6), _old_trial(5e-3, value=0.7)])
     study.add_trial(create_trial(state=TrialState.FAIL, params={}, distributions={}))
     return ours.parent
