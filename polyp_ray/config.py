@@ -15,6 +15,7 @@ from typing import Any
 
 from polyp_ray.errors import ConfigError
 from polyp_ray.metrics import METRICS, metric_direction
+from polyp_ray.strategy_config import StrategyKeys
 from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -46,8 +47,7 @@ class DataConfig:
     cache_dir: str | None = None  # decoded-array cache; default $POLYP_RAY_CACHE or ~/.cache/polyp_ray
     synthetic_count: int = 120
     synthetic_seed: int = 0
-    # Datasets from other centres, never trained on nor selected by: {name: a folder or a public dataset's name}.
-    # After a search the winner, each family's best and the ensemble are scored on each (docs/generalisation.md).
+    # Other centres' sets ({name: folder or public name}), never trained on nor selected by (docs/generalisation.md).
     external_tests: dict[str, str] = field(default_factory=dict)
     # A published split reproduced exactly: {train, val, test: a file of stems, one a line}; fractions unused.
     split_files: dict[str, str] = field(default_factory=dict)
@@ -160,14 +160,14 @@ class Resources:
 
 
 @dataclass
-class JobConfig:
-    """One search: the data, the space, the budget and where the results go."""
+class JobConfig(StrategyKeys):
+    """One search: the data, the space, the budget and where the results go; the strategy's keys are StrategyKeys'."""
 
     name: str = "default"
     searchspace: str = "searchspace/default.yaml"  # relative to the job file's folder, then the CWD
     num_samples: int = 8
-    grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped (at most trial.epochs)
-    reduction_factor: int = 3  # ASHA: keep the top 1/reduction_factor at each rung
+    grace_period: int = 1  # asha, median: epochs every trial gets before it can be stopped (at most trial.epochs)
+    reduction_factor: int = 3  # asha, hyperband: keep the top 1/reduction_factor at each rung
     metric: str = "val_dice"  # val_<a name of polyp_ray.metrics.METRICS>, or val_loss
     mode: str = ""  # "": the metric's own direction (MAE and the loss are minimised); max or min must agree
     max_concurrent: int = 2
@@ -190,8 +190,7 @@ class JobConfig:
     trial: TrialConfig = field(default_factory=TrialConfig)  # fixed values the space does not sample
 
     @property
-    def epochs(self) -> int:
-        """Every trial's number of epochs (``trial.epochs``), ASHA's max_t."""
+    def epochs(self) -> int:  # every trial's number of epochs (trial.epochs), ASHA's max_t
         return self.trial.epochs
 
     def validate(self, where: str) -> None:

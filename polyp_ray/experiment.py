@@ -107,6 +107,10 @@ class ExperimentLayout:
         return self.root / OURS
 
     @property
+    def strategy(self) -> Path:  # which scheduler and sampler ran, with their keys (tuning/strategies.py)
+        return self.ours / "strategy.json"
+
+    @property
     def job(self) -> Path:
         return self.ours / JOB
 

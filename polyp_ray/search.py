@@ -46,6 +46,9 @@ def _main(args: argparse.Namespace) -> int:
         space.check_point(point, str(job_path))
     _check_encoder_weights(job, space, job_path)
     from polyp_ray.tuning import SearchOptions, run_search  # imports Ray only for a real search
+    from polyp_ray.tuning.strategies import check_strategy
+
+    check_strategy(job, space, str(job_path))
 
     options = SearchOptions(command=command_line(), address=args.address, name=args.name, resume=args.resume,
                             verbose=args.verbose, min_nodes=args.min_nodes)

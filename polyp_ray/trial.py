@@ -165,7 +165,11 @@ def _validate(model, config: TrialConfig, data: PreparedData) -> dict[str, float
 def _restore_or_build(config: TrialConfig, checkpoint: Path | None, steps: int) -> tuple[keras.Model, TrialState]:
     if checkpoint is not None and checkpoint_model(checkpoint).exists():
         model = load_model(checkpoint_model(checkpoint), compile=True)
-        return model, TrialState.read(checkpoint)
+        state = TrialState.read(checkpoint)
+        if state.config.get("learning_rate", config.learning_rate) != config.learning_rate:
+            _recompile_at_reached_step(model, config, steps)  # PBT cloned a checkpoint under a mutated rate
+            state.config = to_dict(config)
+        return model, state
     model = build_model(config.model, config.image_size, config.base_width, config.encoder_weights,
                         encoder=config.encoder)
     if config.freeze_encoder_epochs > 0 and freezable(config.model, config.encoder):
@@ -183,12 +187,17 @@ def _compile(model: keras.Model, config: TrialConfig, steps: int, offset: int = 
 def unfreeze_encoder(model: keras.Model, config: TrialConfig, steps: int) -> None:
     """Let the pretrained encoder train from here on: a fresh Adam (its moments now cover the encoder,
     and its bias correction starts again) on the learning-rate schedule at the step the run reached."""
+    set_encoder_trainable(model, True)
+    _recompile_at_reached_step(model, config, steps)
+
+
+def _recompile_at_reached_step(model: keras.Model, config: TrialConfig, steps: int) -> None:
+    """A fresh Adam at ``config.learning_rate``'s cosine schedule, from the step the run reached."""
     optimizer = model.optimizer
     # The schedule as Keras serialises it (get_config, public): a ShiftedCosineDecay's config holds its offset.
     schedule = optimizer.get_config()["learning_rate"]
     earlier = int(schedule.get("config", {}).get("offset", 0)) if isinstance(schedule, dict) else 0
     offset = int(keras.ops.convert_to_numpy(optimizer.iterations)) + earlier
-    set_encoder_trainable(model, True)
     _compile(model, config, steps, offset)
 
 

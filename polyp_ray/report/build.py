@@ -9,7 +9,7 @@ from pathlib import Path
 
 from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.report import comparison as compare
-from polyp_ray.report import figures, generalisation, literature, progress, sections, table
+from polyp_ray.report import figures, generalisation, literature, progress, sections, strategy, table
 from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
 from polyp_ray.report.gallery import Gallery, build_gallery
 from polyp_ray.report.headline import headline
@@ -67,7 +67,8 @@ def render(exp: Experiment, gallery: Gallery) -> str:
     scores = generalisation.load(exp)
     spread = page.figure(literature.distribution_figure(exp, scores)) if scores else ""
     body = [
-        sections.header(exp, headline(exp, families[0] if families else None, scores)), sections.notes(exp.notes),
+        sections.header(exp, headline(exp, families[0] if families else None, scores)),
+        strategy.summary(exp.strategy, exp.not_started, exp.trials), sections.notes(exp.notes),
         page.section("comparison", "Model comparison",
                      table.comparison(families, trials, exp.best_trial_id)
                      + "<h3>Beside the notebook</h3>" + sections.notebook(families), "Models"),

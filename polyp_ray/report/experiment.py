@@ -18,6 +18,7 @@ import pandas as pd
 from polyp_ray.errors import PolypRayError
 from polyp_ray.experiment import TEST_METRICS, ExperimentLayout, recorded_epochs
 from polyp_ray.models.registry import family_name
+from polyp_ray.report.strategy import split_not_started
 from polyp_ray.searchspace import SearchSpace, load_searchspace
 
 
@@ -42,6 +43,8 @@ class Experiment:
     command: str
     notes: list[str] = field(default_factory=list)  # what was missing, shown in the page
     test_errors: dict[str, str] = field(default_factory=dict)  # trial_id -> why test scoring failed
+    strategy: dict[str, Any] = field(default_factory=dict)  # polyp_ray/strategy.json: scheduler, sampler, keys
+    not_started: list[str] = field(default_factory=list)  # trials the time budget stopped before an epoch
 
     @property
     def name(self) -> str:
@@ -94,7 +97,7 @@ def load_experiment(path: str | Path) -> Experiment:
     job = layout.job_record()
     space_text = _read_text(layout.space)
     space, space_problem = _load_space(layout.space)
-    trials = _read_trials(layout.trials_table, job)
+    trials, not_started = split_not_started(_read_trials(layout.trials_table, job))
     notes: list[str] = []
     recorded = trials["trial_dir"] if "trial_dir" in trials else [None] * len(trials)
     dirs = {str(t): _trial_dir(exp, d) for t, d in zip(trials["trial_id"], recorded, strict=True)}
@@ -115,7 +118,8 @@ def load_experiment(path: str | Path) -> Experiment:
     params = {t: _params(d, trials, t, job) for t, d in dirs.items()}
     return Experiment(exp, job, job_text, space_text, space, space_problem, trials, histories, tests, params,
                       _read_json(layout.dataset), _read_json(layout.environment),
-                      _read_text(layout.command).strip(), notes, failed)
+                      _read_text(layout.command).strip(), notes, failed,
+                      _read_json(layout.strategy), not_started)
 
 
 def _test_errors(trials: pd.DataFrame) -> dict[str, str]:

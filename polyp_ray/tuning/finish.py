@@ -23,6 +23,7 @@ from polyp_ray.evaluation import write_test_outputs
 from polyp_ray.experiment import ExperimentLayout, TrialFiles
 from polyp_ray.metrics import METRICS, job_metrics
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
+from polyp_ray.tuning.budget import NOT_STARTED
 from polyp_ray.tuning.trainable import score_key
 
 
@@ -73,12 +74,14 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
     wall = float(last.get("time_total_s", 0.0))
     row: dict[str, Any] = {
         "trial_id": trial_id, **(result.config or {}),
-        "status": "ERROR" if result.error else "TERMINATED", "epochs_run": epochs_run,
-        "stopped_early": result.error is None and epochs_run < job.epochs,
+        "status": _status(result, job, epochs_run), "epochs_run": epochs_run,
+        "stopped_early": result.error is None and 0 < epochs_run < job.epochs,
         "wall_s": wall, "cpu": job.resources.cpu, "gpu": job.resources.gpu,
         "cpu_hours": wall * job.resources.cpu / 3600, "gpu_hours": wall * job.resources.gpu / 3600,
         "node_ip": last.get("node_ip"), "node_id": last.get("node_id"), "trial_dir": result.path,
     }
+    if last.get("lineage"):  # PBT: "donor@epoch" for each clone, oldest first (trainable.py)
+        row["lineage"] = last["lineage"]
     best = best_checkpoint(result, job)
     if best is not None:
         metrics = best[1]
@@ -89,6 +92,13 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
         score = score_key(job.metric)
         row[score] = metrics.get(score, metrics.get(job.metric))
     return row, best
+
+
+def _status(result, job: JobConfig, epochs_run: int) -> str:
+    """ERROR, TERMINATED, or NOT_STARTED: a trial the time budget stopped before its first epoch is not a result."""
+    if result.error:
+        return "ERROR"
+    return NOT_STARTED if epochs_run == 0 and job.time_budget_s is not None else "TERMINATED"
 
 
 def best_checkpoint(result, job: JobConfig) -> tuple[Any, dict] | None:

@@ -7,6 +7,7 @@ no second decode.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -22,11 +23,13 @@ from polyp_ray.errors import ConfigError, one_line
 from polyp_ray.metrics import METRICS
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import ExperimentStore, locate
+from polyp_ray.tuning.budget import NOT_STARTED
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
 from polyp_ray.tuning.finish import summarise_trials
 from polyp_ray.tuning.generalise import generalise
 from polyp_ray.tuning.interrupt import snapshot_on_signal
 from polyp_ray.tuning.provenance import check_resume_unchanged, write_provenance
+from polyp_ray.tuning.strategies import describe_strategy, one_strategy_line
 from polyp_ray.tuning.trainable import build_trainable
 from polyp_ray.tuning.tuner import new_tuner
 
@@ -73,6 +76,8 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     else:
         tuner = new_tuner(job, space, built.trainable, experiment)
         write_provenance(layout, job, space_path, described.info.to_json(), options.command)
+        layout.strategy.write_text(json.dumps(describe_strategy(job, space), indent=1))
+        print(f"strategy: {one_strategy_line(describe_strategy(job, space))}", flush=True)
     started = time.time()
     with snapshot_on_signal() as stop:
         results = tuner.fit()
@@ -94,8 +99,12 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
 
 
 def _print_table(table: pd.DataFrame, metric: str) -> None:
+    apart = table[table["status"] == NOT_STARTED] if "status" in table else table.iloc[0:0]
+    table = table.drop(apart.index)
     columns = [c for c in ("trial_id", "model", "encoder", "base_width", "image_size", "batch_size", "learning_rate",
                            "epochs_run", f"best_{metric}", *(f"test_{name}" for name in METRICS), "wall_s")
                if c in table]
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         print(table[columns].to_string(index=False))
+    if len(apart):
+        print(f"{NOT_STARTED}: {len(apart)} trial(s), no epoch trained, not results: {', '.join(apart['trial_id'])}")

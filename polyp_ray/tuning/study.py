@@ -28,6 +28,7 @@ from polyp_ray.errors import ConfigError, one_line
 from polyp_ray.experiment import ExperimentLayout, recorded_epochs
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import ExperimentStore
+from polyp_ray.tuning.strategies import new_sampler
 from polyp_ray.tuning.trainable import score_key
 
 ATTR = "polyp_ray"  # the study's user attribute recording what its values mean (metric, mode, fixed settings)
@@ -116,7 +117,7 @@ def new_searcher(job: JobConfig, space: SearchSpace, experiment: ExperimentStore
     layout.ours.mkdir(parents=True, exist_ok=True)
     layout.optuna_record.write_text(json.dumps({"storage": url, "study_name": name}, indent=1))
     print(f"Optuna study {name!r} in {shown(url)} (open it with: optuna-dashboard {shown(url)})", flush=True)
-    sampler = optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=min(10, max(2, job.num_samples // 3)))
+    sampler = new_sampler(job)
     return PersistentOptunaSearch(space.define_by_run, metric=score_key(job.metric), mode=job.mode,
                                   sampler=sampler, study_name=name, storage=rdb,
                                   points_to_evaluate=job.points_to_evaluate or None)

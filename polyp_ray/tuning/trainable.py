@@ -9,6 +9,7 @@ and exported is the best of those, so the number TPE learns from is the number o
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from polyp_ray.models.weights import weights_payload
 from polyp_ray.pretrained import needed_weights
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.trial_state import TrialState
+
+LINEAGE_FILE = "lineage.json"  # in each checkpoint: the trial that wrote it and the clones behind it
 
 
 def score_key(metric: str) -> str:
@@ -83,12 +86,14 @@ class TuneReporter:
         self.metric = metric
         self.mode = mode
         self._restored: Path | None = None
+        self.lineage: list[str] = []  # "donor@epoch" each time PBT cloned another trial's checkpoint into this one
 
     def restore(self) -> Path | None:
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
         self._restored = Path(checkpoint.to_directory(tempfile.mkdtemp(prefix="polyp_ray_restore_")))
+        self.lineage = lineage_after_restore(self._restored, tune.get_context().get_trial_id())
         return self._restored
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None:
@@ -101,5 +106,18 @@ class TuneReporter:
         # What the trial held and where it ran, for the report's CPU/GPU-hours and node placement.
         held = {"cpu": self.resources["cpu"], "gpu": self.resources["gpu"],
                 "node_id": ray.get_runtime_context().get_node_id()}
-        tune.report({**metrics, score_key(self.metric): best, **held},
+        (checkpoint_dir / LINEAGE_FILE).write_text(json.dumps(
+            {"trial_id": tune.get_context().get_trial_id(), "lineage": self.lineage}))
+        extra = {"lineage": ";".join(self.lineage)} if self.lineage else {}
+        tune.report({**metrics, score_key(self.metric): best, **held, **extra},
                     checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+
+def lineage_after_restore(restored: Path, trial_id: str) -> list[str]:
+    """The lineage a trial carries on from a checkpoint: its own, or (PBT cloned another trial's) the
+    donor's followed by ``donor@epoch``, the donor's epoch the clone starts from."""
+    owner = json.loads((restored / LINEAGE_FILE).read_text()) if (restored / LINEAGE_FILE).is_file() else {}
+    lineage = list(owner.get("lineage", []))
+    if owner.get("trial_id") not in (None, trial_id):
+        lineage.append(f"{owner['trial_id']}@{TrialState.read(restored).epoch}")
+    return lineage

@@ -1,5 +1,6 @@
-"""A new Tuner: OptunaSearch (seeded TPE, define-by-run space, its study in a database: study.py) under a
-ConcurrencyLimiter, ASHA, and the Tune callbacks the job switches on (MLflow)."""
+"""A new Tuner: OptunaSearch (the job's sampler, define-by-run space, its study in a database: study.py)
+under a ConcurrencyLimiter and the budget guard, the job's scheduler (strategies.py), and the Tune callbacks
+the job switches on (MLflow). Under PBT, which takes no searcher, the sampler draws the first population."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
 from polyp_ray.config import JobConfig
 from polyp_ray.errors import ConfigError
 from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import ExperimentStore
+from polyp_ray.tuning.budget import BudgetGuard
+from polyp_ray.tuning.strategies import new_sampler, new_scheduler
 from polyp_ray.tuning.study import new_searcher
 from polyp_ray.tuning.trainable import score_key
 
@@ -23,17 +25,25 @@ from polyp_ray.tuning.trainable import score_key
 def new_tuner(job: JobConfig, space: SearchSpace, trainable, experiment: ExperimentStore) -> tune.Tuner:
     score = score_key(job.metric)  # the trial's best epoch so far: what ASHA compares and TPE learns
     name, storage = experiment.name, experiment.storage
-    searcher = new_searcher(job, space, experiment)
     callbacks = tune_callbacks(job, experiment.layout, name)
-    scheduler = ASHAScheduler(time_attr="epoch", max_t=job.epochs, grace_period=job.grace_period,
-                              reduction_factor=job.reduction_factor)
+    search_alg: Any
+    param_space: dict[str, Any] | None = None
+    if job.scheduler == "pbt":
+        points = population(job, space)
+        # Each point's keys must be keys of the param space; None there means "the point's value as it is".
+        param_space = {key: None for point in points for key in point}
+        search_alg = BasicVariantGenerator(points_to_evaluate=points, max_concurrent=job.max_concurrent)
+    else:
+        guarded = BudgetGuard(new_searcher(job, space, experiment), job.time_budget_s, job.grace_period)
+        search_alg = ConcurrencyLimiter(guarded, max_concurrent=job.max_concurrent)
     return tune.Tuner(
         trainable,
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=score,
             mode=job.mode,
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=job.max_concurrent),
-            scheduler=scheduler,
+            search_alg=search_alg,
+            scheduler=new_scheduler(job, space),
             num_samples=job.num_samples,
             time_budget_s=job.time_budget_s,
             reuse_actors=False,  # each trial gets a fresh process: its own TF threads and precision policy
@@ -42,7 +52,8 @@ def new_tuner(job: JobConfig, space: SearchSpace, trainable, experiment: Experim
             name=name,
             storage_path=storage,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=job.keep_checkpoints,
+                # PBT clones a donor's LATEST checkpoint, which keeping only the best ones may have deleted.
+                num_to_keep=None if job.scheduler == "pbt" else job.keep_checkpoints,
                 checkpoint_score_attribute=job.metric,  # the best epochs themselves, not the running best
                 checkpoint_score_order=job.mode,
             ),
@@ -55,6 +66,21 @@ def new_tuner(job: JobConfig, space: SearchSpace, trainable, experiment: Experim
             callbacks=callbacks or None,  # Tune still adds its JSON/CSV/TensorBoard loggers beside these
         ),
     )
+
+
+def population(job: JobConfig, space: SearchSpace) -> list[dict[str, Any]]:
+    """PBT's first ``num_samples`` points, drawn by the job's sampler (random or qmc) from the space."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=new_sampler(job))
+    points = []
+    for _ in range(job.num_samples):
+        trial = study.ask()
+        constants = space.define_by_run(trial) or {}
+        points.append({**trial.params, **constants})
+        study.tell(trial, 0.0)  # QMC walks its sequence over told trials
+    return points
 
 
 def mlflow_uri(job: JobConfig, layout: ExperimentLayout) -> str:

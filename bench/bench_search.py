@@ -1,0 +1,180 @@
+"""The head-to-head: each search strategy, and the two peers, replayed on a surrogate of real learning
+curves (bench/search_curves.jsonl: search_record.py), many seeds, two budgets.
+
+    nice python bench/bench_search.py [--seeds 20] [--out /tmp/polyp_ray_bench_search]
+
+Budgets: ``cpu-hour`` (3600 virtual seconds on 2 slots, ASHA grace 1 / factor 3 as the CPU job) and
+``kvasir`` (the shipped kvasir job's shape: 64 trials, 8 at a time, grace 4 / factor 3; max_t is the
+recorded epochs, not 40). Prints the surrogate's held-out error, then per budget and strategy the median
+regret (the space's best true Dice minus the best true Dice reached) at 1/4, 1/2 and all of the budget
+with its interquartile range over seeds, and the median epochs to come within 0.01 of the space's best;
+writes traces.json and anytime.png (median and quartile band over seeds) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import machine_line  # noqa: E402
+from bench.search_record import AXES, CONTINUOUS, design  # noqa: E402
+from bench.search_replay import Trace, replay_kerastuner, replay_optuna, replay_tune  # noqa: E402
+from bench.search_surrogate import fit, read_curves  # noqa: E402
+
+STRATEGIES = [("ours: tpe + asha", "asha", "tpe"), ("random + asha", "asha", "random"),
+              ("tpe + fifo", "fifo", "tpe"), ("random + fifo", "fifo", "random"),
+              ("hyperband (random)", "hyperband", "random"), ("tpe + hyperband", "hyperband", "tpe"),
+              ("pbt (qmc)", "pbt", "qmc"), ("cmaes + asha", "asha", "cmaes"), ("qmc + asha", "asha", "qmc")]
+PEERS = ["optuna tpe + hyperband pruner", "kerastuner hyperband"]
+BUDGETS = {"cpu-hour": {"budget_s": 3600.0, "max_concurrent": 2, "num_samples": 400, "grace_period": 1},
+           "kvasir": {"budget_s": float("inf"), "max_concurrent": 8, "num_samples": 64, "grace_period": 4}}
+
+
+def space_yaml() -> str:
+    lines = []
+    for name, axis in AXES.items():
+        if name in CONTINUOUS:
+            log = ", log: true" if len(axis) == 3 else ""
+            lines.append(f"{name}: {{low: {axis[0]}, high: {axis[1]}{log}}}")
+        else:
+            lines.append(f"{name}: {{choices: [{', '.join(str(v) for v in axis)}]}}")
+    return "\n".join(lines) + "\n"
+
+
+def optuna_points(trial) -> dict:
+    out = {}
+    for name, axis in AXES.items():
+        if name in CONTINUOUS:
+            out[name] = trial.suggest_float(name, axis[0], axis[1], log=len(axis) == 3)
+        else:
+            out[name] = trial.suggest_categorical(name, list(axis))
+    return out
+
+
+def kt_points(hp) -> None:
+    for name, axis in AXES.items():
+        if name in CONTINUOUS:
+            hp.Float(name, axis[0], axis[1], sampling="log" if len(axis) == 3 else "linear")
+        else:
+            hp.Choice(name, list(axis))
+
+
+def space_best(surrogate) -> float:
+    """The best noise-free Dice of the space: over 4096 Sobol points and every epoch."""
+    return float(max(surrogate.mean_curve(p).max() for p in design(4096, seed=1)))
+
+
+def run_one(label: str, scheduler: str, sampler: str, budget: dict, seed: int, surrogate, space, work: Path) -> Trace:
+    from polyp_ray.config import JobConfig, TrialConfig
+
+    if label == PEERS[0]:
+        return replay_optuna(optuna_points, surrogate, seed, budget["budget_s"], budget["max_concurrent"],
+                             budget["num_samples"])
+    if label == PEERS[1]:
+        return replay_kerastuner(kt_points, surrogate, seed, budget["budget_s"], budget["max_concurrent"], work)
+    job = JobConfig(name="replay", mode="max", scheduler=scheduler, sampler=sampler, seed=seed,
+                    num_samples=budget["num_samples"],
+                    max_concurrent=budget["max_concurrent"], grace_period=budget["grace_period"], reduction_factor=3,
+                    storage_path=str(work), trial=TrialConfig(epochs=surrogate.epochs))
+    return replay_tune(job, space, surrogate, seed, budget["budget_s"], work)
+
+
+def best_at(trace: Trace, limit: float, by: int) -> float:
+    """The best true Dice reached once ``by`` (0: epochs, 1: virtual seconds) passes no further than ``limit``."""
+    reached = [t[2] for t in trace if t[by] <= limit]
+    return max(reached) if reached else 0.0
+
+
+def summarise(traces: dict, best: float, budget: dict) -> list[str]:
+    by = 1 if np.isfinite(budget["budget_s"]) else 0
+    lines = []
+    for label, runs in traces.items():
+        full = budget["budget_s"] if by else max(max(t[0] for t in run) for run in runs)
+        regrets = {f: [best - best_at(run, full * f, by) for run in runs] for f in (0.25, 0.5, 1.0)}
+        within = [next((t[0] for t in run if t[2] >= best - 0.01), np.nan) for run in runs]
+        cells = [f"{np.median(r):.3f} [{np.percentile(r, 25):.3f}, {np.percentile(r, 75):.3f}]"
+                 for r in regrets.values()]
+        hit = np.array(within, dtype=float)
+        reach = f"{np.nanmedian(hit):.0f} ({np.isfinite(hit).sum()}/{len(hit)} runs)" if np.isfinite(hit).any() \
+            else f"never (0/{len(hit)})"
+        lines.append(f"| {label} | {' | '.join(cells)} | {reach} |")
+    return lines
+
+
+def plot(all_traces: dict, best: float, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(all_traces), figsize=(7 * len(all_traces), 5))
+    for ax, (budget_name, traces) in zip(np.atleast_1d(axes), all_traces.items(), strict=True):
+        by = 1 if budget_name == "cpu-hour" else 0
+        top = max(t[by] for runs in traces.values() for run in runs for t in run)
+        grid = np.linspace(top / 50, top, 50)
+        for label, runs in traces.items():
+            curves = np.array([[best - best_at(run, g, by) for g in grid] for run in runs])
+            x = grid / 3600 if by else grid
+            ax.plot(x, np.median(curves, axis=0), label=label)
+            ax.fill_between(x, np.percentile(curves, 25, axis=0), np.percentile(curves, 75, axis=0), alpha=0.15)
+        ax.set_yscale("log")
+        ax.set_xlabel("virtual hours (2 slots)" if by else "epochs spent")
+        ax.set_ylabel("regret (space best - best true Dice reached)")
+        ax.set_title(budget_name)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--budgets", default="cpu-hour,kvasir")
+    ap.add_argument("--only", default="", help="comma-separated strategy labels (default: all)")
+    ap.add_argument("--out", default="/tmp/polyp_ray_bench_search")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(machine_line(), flush=True)
+    rows = read_curves()
+    surrogate = fit(rows)
+    print(f"surrogate: {len(rows)} recorded configurations x {surrogate.epochs} epochs; held out (5-fold by "
+          f"configuration): {json.dumps({k: round(v, 3) for k, v in surrogate.held_out.items()})}", flush=True)
+    best = space_best(surrogate)
+    print(f"space best (noise-free, 4096 Sobol points): {best:.4f}; best recorded: "
+          f"{max(max(c['val_dice'] for c in r['curve']) for r in rows):.4f}", flush=True)
+    from polyp_ray.searchspace import load_searchspace
+    from polyp_ray.tuning.cluster import start_ray
+
+    (out / "space.yaml").write_text(space_yaml())
+    space = load_searchspace(out / "space.yaml")
+    start_ray(None)
+    wanted = [s for s in [*STRATEGIES, *[(p, "", "") for p in PEERS]] if not args.only or s[0] in args.only.split(",")]
+    all_traces: dict = {}
+    for budget_name in args.budgets.split(","):
+        budget = BUDGETS[budget_name]
+        traces: dict[str, list[Trace]] = {}
+        for label, scheduler, sampler in wanted:
+            started = time.time()
+            traces[label] = [run_one(label, scheduler, sampler, budget, seed, surrogate, space, out / "runs")
+                             for seed in range(args.seeds)]
+            print(f"  {budget_name} {label}: {args.seeds} seeds in {time.time() - started:.0f} s", flush=True)
+        all_traces[budget_name] = traces
+        print(f"\n{budget_name}: regret, median [IQR] over {args.seeds} seeds\n"
+              "| strategy | at 1/4 | at 1/2 | at the full budget | epochs to within 0.01 of the best |\n"
+              "|---|---|---|---|---|", flush=True)
+        print("\n".join(summarise(traces, best, budget)), flush=True)
+        (out / "traces.json").write_text(json.dumps(all_traces))
+    plot(all_traces, best, out / "anytime.png")
+    print(f"\ntraces and plot: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Each scheduler and sampler runs a tiny real search to its report (asha + tpe is the shared tiny search,
+tests/conftest.py), and a search under time_budget_s lists no untrained trial among its results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from polyp_ray.strategy_config import NOT_STARTED
+from tests.conftest import search_command, write_job
+
+SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n"
+         "batch_size: {choices: [4, 8]}\nlearning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+
+
+def _search(tmp_path: Path, name: str, **keys: object) -> tuple[Path, str]:
+    job = write_job(tmp_path, name, tmp_path / "exp", space=SPACE, data={"synthetic_count": 24}, **keys)
+    proc = subprocess.run(search_command("--job", str(job), "--name", name), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tmp_path / "exp" / name, proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("scheduler", "sampler", "extra"), [
+    ("hyperband", "random", {}), ("median", "cmaes", {"median": {"min_samples_required": 1}}),
+    ("pbt", "qmc", {"pbt": {"perturbation_interval": 1, "quantile_fraction": 0.5}}),
+    ("fifo", "tpe", {"multivariate": True, "n_startup_trials": 1}),
+])
+def test_each_strategy_runs_a_tiny_search_to_its_report(tmp_path: Path, scheduler: str, sampler: str,
+                                                        extra: dict) -> None:
+    experiment, console = _search(tmp_path, f"{scheduler}-{sampler}", num_samples=2, epochs=2, grace_period=1,
+                                  scheduler=scheduler, sampler=sampler, **extra)
+    assert f"strategy: scheduler {scheduler}, sampler {sampler}" in console
+    assert json.loads((experiment / "polyp_ray" / "strategy.json").read_text())["scheduler"] == scheduler
+    trials = pd.read_csv(experiment / "polyp_ray" / "trials.csv")
+    assert len(trials) == 2 and (trials["epochs_run"] >= 1).all() and trials["best_val_dice"].notna().all()
+    report = (experiment / "polyp_ray" / "report.html").read_text()
+    assert f"scheduler <b>{scheduler}</b>, sampler <b>{sampler}</b>" in report
+
+
+@pytest.mark.slow
+def test_a_time_budget_lists_no_untrained_trial_among_its_results(tmp_path: Path) -> None:
+    experiment, console = _search(tmp_path, "budget", num_samples=12, epochs=2, grace_period=1,
+                                  time_budget_s=60.0)
+    trials = pd.read_csv(experiment / "polyp_ray" / "trials.csv")
+    results = trials[trials["status"] != NOT_STARTED]
+    assert len(results) >= 1 and (results["epochs_run"] >= 1).all() and results["best_val_dice"].notna().all()
+    untrained = trials[trials["epochs_run"] == 0]
+    assert (untrained["status"] == NOT_STARTED).all()
+    if len(untrained):  # listed apart on the console and in the report, never among the results
+        assert NOT_STARTED in console
+        report = (experiment / "polyp_ray" / "report.html").read_text()
+        assert f"{NOT_STARTED}: the budget ended before their first epoch" in report
