@@ -129,7 +129,7 @@ def kvasir_experiment(kvasir: Path, tmp_path_factory: pytest.TempPathFactory, pr
 
 @pytest.fixture(scope="session")
 def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
-    """One real (small) search on synthetic data, shared by the search and report tests."""
+    """One real (small) search on two synthetic sources, shared by the search and report tests."""
     import subprocess
     import tempfile
 
@@ -143,8 +143,10 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Pat
         "encoder: {choices: [conv, mobilenetv2], when: {model: [unet, encoder_decoder]}}\n")
     # An external test set from another "centre": synthetic polyps of another seed, in their own folder.
     external = synthetic_dataset(folder / "external", count=EXTERNAL_PAIRS, seed=7)
+    # Two training sources (data.path a list, as the literature's Kvasir + ClinicDB): 24 + 24 pairs.
+    sources = [str(synthetic_dataset(folder / "sources", count=24, seed=seed)) for seed in (0, 1)]
     job = write_job(folder, "tiny", folder / "experiments", space=space, num_samples=6, epochs=4,
-                    data={"external_tests": {"other_centre": str(external)}},
+                    data={"path": sources, "external_tests": {"other_centre": str(external)}},
                     points_to_evaluate=[{"model": "vgg16_unet"}, {"model": "encoder_decoder", "encoder": "conv"},
                                         {"model": "unet", "encoder": "mobilenetv2"}])
     # Run where a stale cluster file names a Ray that died long ago: without --address the search must

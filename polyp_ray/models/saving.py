@@ -36,6 +36,25 @@ def export_archive(checkpoint: Path, target: Path) -> None:
     partial.replace(target)  # never leaves a half-written model where a loader would find it
 
 
+def share_if_identical(copy: Path, original: Path) -> bool:
+    """Make ``copy`` a hard link to ``original`` when their bytes are equal (the ensemble's best member
+    is the winner in ``best/``: one model on disk, not two); False, and both kept, otherwise."""
+    import filecmp
+    import os
+
+    if not (copy.is_file() and original.is_file()) or copy.samefile(original):
+        return copy.is_file() and original.is_file()
+    if not filecmp.cmp(copy, original, shallow=False):
+        return False
+    linked = copy.with_name(copy.name + ".link")
+    try:
+        os.link(original, linked)
+    except OSError:  # a filesystem without hard links: the copy stays
+        return False
+    linked.replace(copy)
+    return True
+
+
 def load_model(path: Path, compile: bool = False) -> Any:
     """A ``.keras`` archive or checkpoint folder, with our layers and losses known to Keras."""
     import keras

@@ -33,7 +33,7 @@ from polyp_ray.generalisation import (
     scored_ids,
     source_tests,
 )
-from polyp_ray.models.saving import export_archive
+from polyp_ray.models.saving import export_archive, share_if_identical
 from polyp_ray.tuning.finish import load_checkpoint
 
 
@@ -133,6 +133,7 @@ def _keep_members(members: list[str], checkpoints: dict[str, Any], configs: dict
         target = layout.ensemble_member(rank, trial_id)
         with checkpoints[trial_id].as_directory() as source:
             export_archive(Path(source), target)
+        share_if_identical(target, layout.best_model)
         listed.append({"trial_id": trial_id, "file": target.name, "image_size": configs[trial_id].image_size})
     write_json(layout.ensemble_manifest, {"threshold": configs[members[0]].threshold, "tta": tta,
                                           "members": listed})

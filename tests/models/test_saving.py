@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -45,3 +46,18 @@ def test_every_encoder_loads_in_a_fresh_process(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == sorted(f"{m}-{e}" for m, e in cases)
+
+
+def test_the_ensembles_copy_of_the_winner_is_one_file_on_disk(tmp_path: Path) -> None:
+    from polyp_ray.models.saving import CHECKPOINT_MODEL, export_archive, share_if_identical
+
+    checkpoint = tmp_path / "checkpoint"
+    (checkpoint / CHECKPOINT_MODEL).mkdir(parents=True)
+    (checkpoint / CHECKPOINT_MODEL / "model.weights.h5").write_bytes(bytes(range(256)) * 64)
+    best, member, other = tmp_path / "best.keras", tmp_path / "1-t.keras", tmp_path / "2-u.keras"
+    export_archive(checkpoint, best)
+    export_archive(checkpoint, member)  # the same checkpoint, archived twice: the same bytes
+    assert share_if_identical(member, best) and member.stat().st_ino == best.stat().st_ino
+    (checkpoint / CHECKPOINT_MODEL / "model.weights.h5").write_bytes(b"another model")
+    export_archive(checkpoint, other)
+    assert not share_if_identical(other, best) and other.stat().st_ino != best.stat().st_ino

@@ -139,3 +139,24 @@ def test_the_literature_metrics_and_failure_rates_are_scored_on_every_set(tiny_e
         assert entry["median"] == pytest.approx(np.median(dice), abs=1e-5)
         assert entry["failures"] == pytest.approx(np.mean(dice < 0.1))
         assert 0.0 <= entry["mae"] <= 1.0 and 0.0 <= entry["empty_predictions"] <= 1.0
+
+
+def test_a_search_on_two_sources_trains_on_their_union_and_reports_each_test_split(tiny_experiment: Path) -> None:
+    dataset = json.loads((tiny_experiment / OURS / "dataset.json").read_text())
+    names = [s["name"] for s in dataset["sources"]]
+    assert names == ["synthetic-n24-s0", "synthetic-n24-s1"] and dataset["n_pairs"] == 48
+    for split in ("train", "val", "test"):
+        assert {stem.split("/")[0] for stem in dataset["split"][split]} == set(names), split
+    body, scored = _body(tiny_experiment), _scored(tiny_experiment)
+    for name in names:
+        part = body["sets"][f"{name} test"]
+        assert part["part_of"] == "test" and part["n_images"] == sum(
+            s.startswith(f"{name}/") for s in dataset["split"]["test"])
+    winner = str(scored.iloc[0]["trial_id"])
+    test = json.loads((tiny_experiment / OURS / "trials" / winner / "test_metrics.json").read_text())
+    row = next(r for r in body["rows"] if r["label"] == "winner")
+    for name in names:  # the winner's own test evaluation per source = the generalisation column of that source
+        assert row["sets"][f"{name} test"]["dice"] == pytest.approx(test["by_source"][name]["dice"], abs=1e-5)
+    # The headline's worst external set is a real external one, not a source's test split.
+    html = (tiny_experiment / OURS / "report.html").read_text()
+    assert "worst external set, <b>other_centre</b>" in html
