@@ -84,7 +84,7 @@ def test_the_report_shows_the_generalisation_table(tiny_experiment: Path, tmp_pa
     section = section[: section.index("</section>")]
     assert "other_centre" in section and f"{EXTERNAL_PAIRS} images" in section
     winner = _body(tiny_experiment)["rows"][0]["sets"]["other_centre"]
-    assert f"{winner['dice']:.3f} <small>[{winner['dice_low']:.3f}, {winner['dice_high']:.3f}]" in section
+    assert f"{winner['dice']:.3f}<br><small>[{winner['dice_low']:.3f}, {winner['dice_high']:.3f}]" in section
     assert "ensemble" in section and "vs winner" in section
 
 
