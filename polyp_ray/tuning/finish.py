@@ -68,8 +68,8 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
 
 def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict] | None]:
     history = result.metrics_dataframe
-    last = result.metrics or {}
-    trial_id = last.get("trial_id") or Path(result.path).name
+    trial_id = own_trial_id(result)
+    last = _own_last(result, trial_id)
     epochs_run = int(history["epoch"].max()) if history is not None and "epoch" in history else 0
     wall = float(last.get("time_total_s", 0.0))
     row: dict[str, Any] = {
@@ -92,6 +92,29 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
         score = score_key(job.metric)
         row[score] = metrics.get(score, metrics.get(job.metric))
     return row, best
+
+
+def own_trial_id(result) -> str:
+    """The trial's own id. Not ``result.metrics["trial_id"]``: a trial restored from another trial's
+    checkpoint (PBT's clone) carries that checkpoint's metrics, donor's id included, until it reports
+    again, and a clone of a donor's last epoch never does; keyed by it, the clone's row replaced the donor's."""
+    history = result.metrics_dataframe
+    if history is not None and "trial_id" in history and len(history):
+        return str(history["trial_id"].iloc[0])  # its own reports (progress.csv of its own folder)
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
+
+
+def _own_last(result, trial_id: str) -> dict[str, Any]:
+    """The trial's last report. A clone that never reported after its restore holds the donor's metrics
+    instead: then its own last report, with the clone added to its lineage by trainable.py's rule."""
+    last = result.metrics or {}
+    if last.get("trial_id") in (None, trial_id):
+        return last
+    history = result.metrics_dataframe
+    own = {k: v for k, v in history.iloc[-1].items() if not pd.isna(v)} if history is not None and len(history) else {}
+    lineage = [step for step in str(last.get("lineage") or "").split(";") if step]
+    own["lineage"] = ";".join([*lineage, f"{last['trial_id']}@{int(last.get('epoch', 0))}"])
+    return own
 
 
 def _status(result, job: JobConfig, epochs_run: int) -> str:

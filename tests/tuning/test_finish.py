@@ -1,5 +1,5 @@
 """After the trials: a checkpoint that cannot be scored marks its trial, and the others, the table and
-the winner are still written."""
+the winner are still written; a PBT clone keeps its own row."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import pytest
 
 from polyp_ray.config import DataConfig, JobConfig, TrialConfig
 from polyp_ray.data.dataset import prepare_data
-
-pytestmark = pytest.mark.slow
-
 
 class FakeResult:
     """What summarise_trials reads of a ray.tune.Result."""
@@ -30,6 +27,29 @@ class FakeResult:
         return self.best_checkpoints[0][0]
 
 
+def test_a_pbt_clone_that_never_reported_again_keeps_its_own_row_and_records_its_donor() -> None:
+    # Ray hands a trial restored from another trial's checkpoint that checkpoint's metrics as its last
+    # result (Trial.on_restore); a clone of the donor's last epoch reports nothing more. Keyed by those
+    # metrics, the clone's row replaced its donor's (CI: 1 row of a 2-trial PBT search).
+    from polyp_ray.tuning.finish import _trial_row
+
+    job = JobConfig(name="p", grace_period=1, trial=TrialConfig(epochs=2))
+    donor_last = {"trial_id": "a_00001", "time_total_s": 30.0, "epoch": 2, "val_dice": 0.7, "node_ip": "10.0.0.9"}
+    clone = FakeResult("a_00000", None, 0.4)
+    clone.metrics_dataframe = pd.DataFrame([{**clone.metrics, "time_total_s": 12.0, "node_ip": "127.0.0.1"}])
+    clone.metrics = donor_last
+    row, _ = _trial_row(clone, job)
+    assert row["trial_id"] == "a_00000"
+    assert row["wall_s"] == 12.0 and row["node_ip"] == "127.0.0.1" and row["epochs_run"] == 1
+    assert row["lineage"] == "a_00001@2"
+    donor = FakeResult("a_00001", None, 0.7)
+    donor.metrics = {**donor_last, "lineage": "a_00002@1"}
+    donor.metrics_dataframe = pd.DataFrame([donor.metrics])
+    row, _ = _trial_row(donor, job)  # a trial's own last report is read as it is
+    assert row["trial_id"] == "a_00001" and row["lineage"] == "a_00002@1" and row["wall_s"] == 30.0
+
+
+@pytest.mark.slow
 def test_a_failed_scoring_marks_its_trial_and_the_rest_carry_on(tmp_path: Path) -> None:
     import ray
     from ray import tune
