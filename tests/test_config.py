@@ -146,3 +146,19 @@ def test_set_epochs_lands_in_trial_epochs_and_every_trial_trains_for_it(tmp_path
         load_job_config(path, [_route_override("epochs=1")])
     debug, _ = load_job_config(path, [_route_override("epochs=1")], debug=True)  # one trial: grace clipped
     assert debug.epochs == debug.grace_period == 1
+
+
+def test_the_default_search_starts_from_the_debug_runs_own_point_and_searches_image_size() -> None:
+    # The default search must be able to beat the one run a user would make instead (`--debug`): its first
+    # trial is that run's point, whatever HyperParams' defaults become, and image size is sampled.
+    from importlib import resources
+
+    default = Path(str(resources.files("polyp_ray") / "defaults" / "default.yaml"))
+    job, space_path = load_job_config(default)
+    debug = load_job_config(default, debug=True)[0].trial
+    space = load_searchspace(space_path)
+    point = job.points_to_evaluate[0]
+    assert set(point) == {param.name for param in space.params}  # the whole point, nothing left to sample
+    assert point == {name: getattr(debug, name) for name in point}
+    space.check_point(point, "default.yaml")
+    assert {debug.image_size, 64} <= set(space.possible("image_size", None))
