@@ -20,7 +20,7 @@ from polyp_ray.config import JobConfig, TrialConfig, trial_config_for
 from polyp_ray.data.dataset import PreparedData
 from polyp_ray.errors import PolypRayError, one_line
 from polyp_ray.evaluation import write_test_outputs
-from polyp_ray.experiment import ExperimentLayout, TrialFiles
+from polyp_ray.experiment import ExperimentLayout, TrialFiles, TuneTrialFiles
 from polyp_ray.metrics import METRICS, job_metrics
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
 from polyp_ray.tuning.budget import NOT_STARTED
@@ -67,10 +67,10 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
 
 
 def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict] | None]:
-    history = result.metrics_dataframe
-    trial_id = own_trial_id(result)
-    last = _own_last(result, trial_id)
-    epochs_run = int(history["epoch"].max()) if history is not None and "epoch" in history else 0
+    history = own_reports(result)
+    trial_id = own_trial_id(result, history)
+    last = _own_last(result, trial_id, history)
+    epochs_run = int(history["epoch"].max()) if "epoch" in history and len(history) else 0
     wall = float(last.get("time_total_s", 0.0))
     row: dict[str, Any] = {
         "trial_id": trial_id, **(result.config or {}),
@@ -94,24 +94,38 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
     return row, best
 
 
-def own_trial_id(result) -> str:
+def own_reports(result) -> pd.DataFrame:
+    """The trial's own reports, oldest first. Where Tune's Result could not read them it hands an empty
+    frame (Ray only logs a warning; seen in CI under PBT): then they are read here, a torn line skipped."""
+    history = result.metrics_dataframe
+    if history is not None and len(history):
+        return history
+    rows = []
+    path = TuneTrialFiles(Path(result.path)).result
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return pd.DataFrame(rows)
+
+
+def own_trial_id(result, history: pd.DataFrame) -> str:
     """The trial's own id. Not ``result.metrics["trial_id"]``: a trial restored from another trial's
     checkpoint (PBT's clone) carries that checkpoint's metrics, donor's id included, until it reports
     again, and a clone of a donor's last epoch never does; keyed by it, the clone's row replaced the donor's."""
-    history = result.metrics_dataframe
-    if history is not None and "trial_id" in history and len(history):
-        return str(history["trial_id"].iloc[0])  # its own reports (progress.csv of its own folder)
+    if "trial_id" in history and len(history):
+        return str(history["trial_id"].iloc[0])
     return (result.metrics or {}).get("trial_id") or Path(result.path).name
 
 
-def _own_last(result, trial_id: str) -> dict[str, Any]:
+def _own_last(result, trial_id: str, history: pd.DataFrame) -> dict[str, Any]:
     """The trial's last report. A clone that never reported after its restore holds the donor's metrics
     instead: then its own last report, with the clone added to its lineage by trainable.py's rule."""
     last = result.metrics or {}
     if last.get("trial_id") in (None, trial_id):
         return last
-    history = result.metrics_dataframe
-    own = {k: v for k, v in history.iloc[-1].items() if not pd.isna(v)} if history is not None and len(history) else {}
+    own = {k: v for k, v in history.iloc[-1].items() if not pd.isna(v)} if len(history) else {}
     lineage = [step for step in str(last.get("lineage") or "").split(";") if step]
     own["lineage"] = ";".join([*lineage, f"{last['trial_id']}@{int(last.get('epoch', 0))}"])
     return own

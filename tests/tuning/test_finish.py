@@ -12,6 +12,7 @@ import pytest
 from polyp_ray.config import DataConfig, JobConfig, TrialConfig
 from polyp_ray.data.dataset import prepare_data
 
+
 class FakeResult:
     """What summarise_trials reads of a ray.tune.Result."""
 
@@ -47,6 +48,22 @@ def test_a_pbt_clone_that_never_reported_again_keeps_its_own_row_and_records_its
     donor.metrics_dataframe = pd.DataFrame([donor.metrics])
     row, _ = _trial_row(donor, job)  # a trial's own last report is read as it is
     assert row["trial_id"] == "a_00001" and row["lineage"] == "a_00002@1" and row["wall_s"] == 30.0
+
+
+def test_a_trial_whose_reports_tune_could_not_read_is_read_from_its_own_folder(tmp_path: Path) -> None:
+    # Tune hands an empty frame where it failed to read a trial's result.json (CI: a 2-epoch PBT trial
+    # listed with 0 epochs run); the reports are read again from the trial's folder, a torn line skipped.
+    import json
+
+    from polyp_ray.tuning.finish import _trial_row
+
+    job = JobConfig(name="p", grace_period=1, trial=TrialConfig(epochs=2))
+    rows = [{"trial_id": "b_00000", "epoch": e, "val_dice": 0.1 * e, "time_total_s": 5.0 * e} for e in (1, 2)]
+    (tmp_path / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"trial_id": "b_0')
+    trial = FakeResult("b_00000", None, 0.2)
+    trial.metrics_dataframe, trial.path = pd.DataFrame(), str(tmp_path)
+    row, _ = _trial_row(trial, job)
+    assert row["trial_id"] == "b_00000" and row["epochs_run"] == 2 and not row["stopped_early"]
 
 
 @pytest.mark.slow
