@@ -12,6 +12,7 @@ import pytest
 from polyp_ray.config import DataConfig, JobConfig, TrialConfig
 from polyp_ray.data.dataset import prepare_data
 
+
 class FakeResult:
     """What summarise_trials reads of a ray.tune.Result."""
 
