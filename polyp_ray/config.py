@@ -1,8 +1,7 @@
 """Typed configuration: one trial, one dataset, one search job; loaded from YAML and checked at the edge.
 
 Every loader rejects unknown keys and wrong types with a one-line ``ConfigError`` that names the file
-and the dotted key, so no half-valid dict travels further into the program.
-"""
+and the dotted key, so no half-valid dict travels further into the program."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from typing import Any
 
 from polyp_ray.errors import ConfigError
 from polyp_ray.metrics import METRICS, metric_direction
-from polyp_ray.strategy_config import StrategyKeys
+from polyp_ray.strategy_config import StrategyKeys, check_cross_validation
 from polyp_ray.typed_yaml import apply_overrides, from_mapping, read_yaml
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -220,6 +219,7 @@ class JobConfig(StrategyKeys):
                where, "warm_start", f"{self.warm_start} is neither an experiment folder nor a storage URL")
         _check(self.warm_start_study is None or self.warm_start is not None, where, "warm_start_study",
                "given without warm_start")
+        check_cross_validation(self, where)
         self.trial.validate(where)
 
 

@@ -24,6 +24,7 @@ from polyp_ray.metrics import counts_of, image_counts, scores_from_counts, summa
 from polyp_ray.structure_metrics import StructureScores, structure_scores
 
 PROTOCOL = "original_resolution"
+VAL_PER_IMAGE = "val_per_image"  # test_metrics.json's key of a search's checkpoint's per-image validation scores
 PROTOCOL_TEXT = ("per-image polyp Dice/IoU at each image's original resolution: probabilities resized "
                  "(bilinear) to the original mask size, thresholded, scored against the original mask "
                  "binarised once; S_alpha, E_phi, F^w_beta and MAE on the resized probabilities; the mean "
@@ -111,6 +112,14 @@ def evaluate_split(model: Any, split: SplitArrays, threshold: float,
     """The test_metrics.json body (summary + per-image rows) and the probabilities."""
     probs = predict_probs(model, split.images, batch_size)
     return score_split(probs, split, threshold), probs
+
+
+def image_scores(model: Any, split: SplitArrays, threshold: float, batch_size: int = 16) -> dict[str, Any]:
+    """Per-image Dice and IoU by the protocol above, without the structure metrics (they cost ~50 ms an
+    image): what a bootstrap over the validation images needs (report/pick.py)."""
+    scores = scores_from_counts(original_counts(predict_probs(model, split.images, batch_size), truths_of(split),
+                                                threshold))
+    return {"stems": list(split.stems), **{k: [round(float(v), 6) for v in scores[k]] for k in ("dice", "iou")}}
 
 
 def write_predictions(split: SplitArrays, probs: np.ndarray, out_dir: Path, count: int, threshold: float) -> list[Path]:

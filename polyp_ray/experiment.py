@@ -24,6 +24,7 @@ JOB, SPACE, COMMAND = "job.yaml", "searchspace.yaml", "command.txt"
 DATASET, ENVIRONMENT, TRIALS_TABLE = "dataset.json", "environment.json", "trials.csv"
 OPTUNA_DB, OPTUNA_RECORD, MLFLOW_DB = "optuna.db", "optuna.json", "mlflow.db"
 REPORT, GENERALISATION, ENSEMBLE_MANIFEST = "report.html", "generalisation.json", "ensemble.json"
+CROSS_VALIDATION = "cross_validation.json"
 MODEL, TRIAL_CONFIG, TEST_METRICS = "model.keras", "trial_config.json", "test_metrics.json"
 HISTORY, DEBUG_BEST = "history.json", "best.keras"
 # Tune's per-trial files the report reads (mirrored from a storage URI); checkpoints stay in storage.
@@ -149,6 +150,10 @@ class ExperimentLayout:
     @property
     def generalisation(self) -> Path:
         return self.ours / GENERALISATION
+
+    @property
+    def cross_validation(self) -> Path:  # the job's cross_validation: the top-k retrained on grouped folds
+        return self.ours / CROSS_VALIDATION
 
     @property
     def mlruns(self) -> Path:

@@ -102,3 +102,21 @@ def paired_wilcoxon(a: dict[str, float], b: dict[str, float]) -> PairedTest:
         warnings.simplefilter("ignore", UserWarning)
         result = scipy_stats.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
     return PairedTest(len(stems), mean_a, mean_b, float(result.statistic), float(result.pvalue))
+
+
+def winner_stays_first(scores: np.ndarray | list[list[float]], maximise: bool = True,
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> float:
+    """The share of bootstrap resamples of the images in which row 0 (the pick) still has the best mean.
+
+    ``scores[m, i]``: model m's score on image i, the same images for every model. Every model is
+    scored on the same resample, as a re-drawn validation split would score them; a tie keeps the pick
+    first (it would stay the winner: the search ranks the first of equals first). NaN with no images.
+    """
+    data = np.asarray(scores, dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] == 0:
+        return math.nan
+    if data.shape[0] == 1:
+        return 1.0
+    means = _draw_counts(int(data.shape[1]), resamples, seed) @ data.T  # [resamples, models], sums: same order
+    signed = means if maximise else -means
+    return float(np.mean(signed[:, 0] >= signed[:, 1:].max(axis=1)))

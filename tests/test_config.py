@@ -162,3 +162,26 @@ def test_the_default_search_starts_from_the_debug_runs_own_point_and_searches_im
     assert point == {name: getattr(debug, name) for name in point}
     space.check_point(point, "default.yaml")
     assert {debug.image_size, 64} <= set(space.possible("image_size", None))
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ("cross_validation: {folds: 1}", "job.yaml: cross_validation.folds: must be >= 2"),
+    ("cross_validation: {top_k: 0}", "job.yaml: cross_validation.top_k: must be >= 1"),
+    ("cross_validation: {top_k: 9}", "job.yaml: cross_validation.top_k: must be <= num_samples (8)"),
+    ("cross_validation: {folds: 40}\ndata: {synthetic_count: 40, test_fraction: 0.25}",
+     "job.yaml: cross_validation.folds: 40 folds need at least 40 train+val images; the data gives 30"),
+    ("cross_validation: {fold: 3}", "job.yaml: cross_validation.fold: unknown key"),
+    ("cross_validation: {folds: two}", "job.yaml: cross_validation.folds: expected int"),
+])
+def test_bad_cross_validation_keys_are_one_line_naming_the_key(tmp_path: Path, keys: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_job_config(_write(tmp_path, f"name: j\nsearchspace: space.yaml\n{keys}\n"))
+    assert str(err.value).startswith(str(tmp_path / expected)) or str(err.value).startswith(expected)
+    assert "\n" not in str(err.value)
+
+
+def test_cross_validation_is_off_by_default_and_typed_when_given(tmp_path: Path) -> None:
+    job, _ = load_job_config(_write(tmp_path, "name: j\nsearchspace: space.yaml\n"))
+    assert job.cross_validation is None
+    job, _ = load_job_config(_write(tmp_path, "name: j\nsearchspace: space.yaml\ncross_validation: {folds: 3}\n"))
+    assert (job.cross_validation.folds, job.cross_validation.top_k) == (3, 3)

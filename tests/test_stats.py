@@ -69,3 +69,23 @@ def test_wilcoxon_pairs_images_by_stem() -> None:
     test = paired_wilcoxon(a, b)
     assert test.n == 2 and test.p_value is None  # matched by stem, x and y tie exactly
     assert paired_wilcoxon({"a": 1.0}, {"b": 1.0}).reason == "the two models share no test images"
+
+
+def test_winner_stays_first_is_the_share_of_resamples_the_pick_keeps_its_lead() -> None:
+    from polyp_ray.stats import winner_stays_first
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.2, 0.9, 60)
+    clear = np.stack([base + 0.2, base, base - 0.1])  # better on every image: always first
+    assert winner_stays_first(clear) == 1.0
+    assert winner_stays_first(clear[::-1]) == 0.0  # the pick is worst on every image
+    assert winner_stays_first(clear[::-1], maximise=False) == 1.0  # ... and best where lower wins
+    noise = np.stack([base + rng.normal(0, 0.3, 60), base + rng.normal(0, 0.3, 60)])
+    share = winner_stays_first(noise)
+    assert 0.05 < share < 0.95  # pure noise: the resamples disagree
+    assert share == winner_stays_first(noise)  # seeded
+    # By hand: the pick leads a resample when its mean over the drawn images is at least the rival's.
+    draws = np.random.default_rng(0).integers(0, 60, (300, 60))
+    by_hand = np.mean(noise[0][draws].mean(axis=1) >= noise[1][draws].mean(axis=1))
+    assert abs(share - by_hand) < 0.08
+    assert winner_stays_first(noise[:1]) == 1.0 and math.isnan(winner_stays_first(np.zeros((2, 0))))

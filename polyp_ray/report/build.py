@@ -9,7 +9,7 @@ from pathlib import Path
 
 from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.report import comparison as compare
-from polyp_ray.report import figures, generalisation, literature, progress, sections, strategy, table
+from polyp_ray.report import cross_validation, figures, generalisation, literature, progress, sections, strategy, table
 from polyp_ray.report.experiment import Experiment, ReportError, load_experiment
 from polyp_ray.report.gallery import Gallery, build_gallery
 from polyp_ray.report.headline import headline
@@ -77,6 +77,9 @@ def render(exp: Experiment, gallery: Gallery) -> str:
                      + literature.literature_table(exp, scores), "Generalisation"),
         page.section("ranking", "Is the ranking real?",
                      sections.ranking(compare.ranking(exp), {r.trial_id: r.test_dice for r in trials})),
+        page.section("pick", "Is the pick real?", cross_validation.pick_real(exp)),
+        *([page.section("cross-validation", "Cross-validation of the top configurations",
+                        cross_validation.section(exp), "Cross-validation")] if cross_validation.wanted(exp) else []),
         page.section("progress", "Search progress", _progress(exp, page)),
         page.section("curves", "Learning curves", page.figure(figures.learning_curves(exp, colours))),
         page.section("hyperparameters", "Hyperparameters", _hyperparameters(exp, page)),

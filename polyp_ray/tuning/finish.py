@@ -19,7 +19,7 @@ import ray
 from polyp_ray.config import JobConfig, TrialConfig, trial_config_for
 from polyp_ray.data.dataset import PreparedData
 from polyp_ray.errors import PolypRayError, one_line
-from polyp_ray.evaluation import write_test_outputs
+from polyp_ray.evaluation import VAL_PER_IMAGE, image_scores, write_test_outputs
 from polyp_ray.experiment import ExperimentLayout, TrialFiles, TuneTrialFiles
 from polyp_ray.metrics import METRICS, job_metrics
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
@@ -169,7 +169,12 @@ def _score_checkpoint(checkpoint, config: TrialConfig, data: PreparedData, trial
     from polyp_ray.trial import score_test
 
     configure_tensorflow("float32", config.seed, config.cpu_threads)
-    return score_test(load_checkpoint(checkpoint), config, data, trial_id, epoch)
+    model = load_checkpoint(checkpoint)
+    body, probs = score_test(model, config, data, trial_id, epoch)
+    # The checkpoint's per-image validation scores too (a forward pass over a small split): the report's
+    # "Is the pick real?" resamples them.
+    body[VAL_PER_IMAGE] = image_scores(model, data.splits["val"], config.threshold, config.batch_size)
+    return body, probs
 
 
 def load_checkpoint(checkpoint) -> Any:

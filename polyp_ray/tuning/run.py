@@ -25,6 +25,7 @@ from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import ExperimentStore, locate
 from polyp_ray.tuning.budget import NOT_STARTED
 from polyp_ray.tuning.cluster import check_local_resources, start_ray
+from polyp_ray.tuning.cross_validate import cross_validate, plan_folds
 from polyp_ray.tuning.finish import summarise_trials
 from polyp_ray.tuning.generalise import generalise
 from polyp_ray.tuning.interrupt import snapshot_on_signal
@@ -55,6 +56,7 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     described.info.check_batch_size(largest, f"{space.source}: batch_size" if largest != job.trial.batch_size
                                     else "trial.batch_size")
     external = external_sets(job.trial.data)  # ... and a bad external test set
+    folds = plan_folds(job, described, largest)  # ... and folds the pool cannot give
     experiment = locate(job.storage_path, job.name, options.name, options.resume,
                         job.trial.data.resolved_cache_dir())
     layout = experiment.layout
@@ -92,6 +94,10 @@ def run_search(job: JobConfig, space: SearchSpace, space_path: Path, options: Se
     except Exception as err:  # noqa: BLE001 - the search's results stand without this extra scoring
         print(f"warning: scoring the winner and the ensemble on the test and external sets failed: "
               f"{one_line(err)}", file=sys.stderr, flush=True)
+    try:
+        cross_validate(table, job, described, folds, layout)
+    except Exception as err:  # noqa: BLE001 - the search's own pick stands without it
+        print(f"warning: cross-validation failed: {one_line(err)}", file=sys.stderr, flush=True)
     experiment.publish()
     experiment.mirror_results()
     print(f"experiment: {experiment.uri}")
