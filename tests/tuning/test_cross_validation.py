@@ -1,5 +1,6 @@
 """A tiny real search with ``cross_validation``: the top-k configurations retrained on grouped folds, their
-fold means in cross_validation.json, the pick by fold mean, and the report's section."""
+fold means in cross_validation.json, the pick by fold mean, and the report's section. The search runs
+scheduler fifo with multivariate TPE, so it is also that strategy's tiny search (test_strategy_searches.py)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ import pandas as pd
 import pytest
 
 from tests.conftest import search_command, write_job
-from tests.tuning.test_strategy_searches import SPACE
+from tests.tuning.test_strategy_searches import SPACE, assert_strategy_ran
 
 
 @pytest.mark.slow
 def test_a_cross_validation_run_reports_fold_means_and_a_winner_that_can_change(tmp_path: Path) -> None:
     job = write_job(tmp_path, "cv", tmp_path / "exp", space=SPACE, num_samples=2, epochs=2, grace_period=2,
-                    data={"synthetic_count": 24}, cross_validation={"folds": 2, "top_k": 2}, ensemble_k=1, tta=False)
+                    data={"synthetic_count": 24}, cross_validation={"folds": 2, "top_k": 2}, ensemble_k=1, tta=False,
+                    scheduler="fifo", sampler="tpe", multivariate=True, n_startup_trials=1)
     proc = subprocess.run(search_command("--job", str(job), "--name", "cv"), cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_strategy_ran(tmp_path / "exp" / "cv", proc.stdout, "fifo", "tpe")
     ours = tmp_path / "exp" / "cv" / "polyp_ray"
     trials = pd.read_csv(ours / "trials.csv")
     body = json.loads((ours / "cross_validation.json").read_text())
