@@ -10,7 +10,7 @@ from pathlib import Path
 import ray
 
 from polyp_ray.config import JobConfig
-from polyp_ray.errors import ConfigError, one_line
+from polyp_ray.errors import ConfigError, PolypRayError, one_line
 
 CONNECT_TIMEOUT_S = 5.0
 JOIN_TIMEOUT_S = float(os.environ.get("POLYP_RAY_JOIN_TIMEOUT_S", "600"))
@@ -24,7 +24,11 @@ def start_ray(address: str | None, verbose: bool = False, min_nodes: int = 1) ->
     if ray.is_initialized():
         return
     if not address:
-        ray.init(address="local", include_dashboard=False, log_to_driver=verbose)
+        try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=verbose)
+        except Exception as err:  # noqa: BLE001 - e.g. a raylet too slow to register on an overloaded machine
+            raise PolypRayError(f"could not start a local Ray ({one_line(err)}); run the search again "
+                                "(--resume where it had started)") from None
         return
     _check_reachable(address)
     try:

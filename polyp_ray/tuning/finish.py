@@ -57,6 +57,11 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
     if not rows:
         raise PolypRayError("the search produced no trials")
     table = pd.DataFrame(list(rows.values()))
+    if f"best_{job.metric}" not in table:  # no trial reported an epoch: nothing to rank, nothing to test
+        table.to_csv(layout.trials_table, index=False)
+        within = f" within time_budget_s ({job.time_budget_s:g} s)" if job.time_budget_s else ""
+        raise PolypRayError(f"no trial trained an epoch{within}: nothing to rank ({len(table)} trials listed in "
+                            f"{layout.trials_table})")
     table = table.sort_values(f"best_{job.metric}", ascending=job.mode == "min", na_position="last")
     table.to_csv(layout.trials_table, index=False)
     # The winner is the best by validation among the trials whose checkpoint could be scored (loaded).

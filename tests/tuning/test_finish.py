@@ -66,6 +66,28 @@ def test_a_trial_whose_reports_tune_could_not_read_is_read_from_its_own_folder(t
     assert row["trial_id"] == "b_00000" and row["epochs_run"] == 2 and not row["stopped_early"]
 
 
+def test_a_search_whose_budget_ended_before_any_epoch_says_so_in_one_line(tmp_path: Path) -> None:
+    # Seen on an overloaded machine: a 30 s budget ended before any trial's first epoch, and the table's
+    # sort by a column no trial reported was a KeyError traceback.
+    from polyp_ray.errors import PolypRayError
+    from polyp_ray.experiment import ExperimentLayout
+    from polyp_ray.tuning.budget import NOT_STARTED
+    from polyp_ray.tuning.finish import summarise_trials
+
+    job = JobConfig(name="b", grace_period=1, time_budget_s=30.0, trial=TrialConfig(epochs=2))
+    results = []
+    for index in range(2):
+        trial = FakeResult(f"c_0000{index}", None, 0.0)
+        trial.metrics, trial.metrics_dataframe, trial.path = {}, pd.DataFrame(), str(tmp_path / f"t{index}")
+        results.append(trial)
+    layout = ExperimentLayout(tmp_path / "exp")
+    layout.ours.mkdir(parents=True)
+    with pytest.raises(PolypRayError, match=r"no trial trained an epoch within time_budget_s \(30 s\)") as err:
+        summarise_trials(results, job, {}, {}, layout)
+    assert "\n" not in str(err.value)
+    assert set(pd.read_csv(layout.trials_table)["status"]) == {NOT_STARTED}
+
+
 @pytest.mark.slow
 def test_a_failed_scoring_marks_its_trial_and_the_rest_carry_on(tmp_path: Path) -> None:
     import ray
