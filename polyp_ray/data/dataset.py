@@ -64,6 +64,8 @@ class DatasetInfo:
         """One line: how the pairs were grouped before splitting."""
         if not self.n_groups:
             return f"{self.n_pairs} pairs split one by one (no grouping)"
+        if self.largest_group == 1 and self.group_source != "csv":  # looked for, none found: no group to speak of
+            return f"{self.n_pairs} pairs, no near-duplicates or video frames found (split image by image)"
         return (f"{self.n_pairs} pairs in {self.n_groups} groups ({self.group_source}; "
                 f"largest {self.largest_group})")
 

@@ -72,3 +72,15 @@ def test_a_search_needs_a_validation_split() -> None:
         DataConfig(val_fraction=0.0).validate("job.yaml")
     assert str(err.value).startswith("job.yaml: data.val_fraction: must be in (0, 1)")
     DataConfig(val_fraction=0.05).validate("job.yaml")
+
+
+def test_the_dataset_line_says_no_near_duplicates_were_found_rather_than_naming_groups_of_one() -> None:
+    # "200 pairs in 200 groups (near-duplicates; largest 1)" read as if there were duplicates.
+    from polyp_ray.data.dataset import DatasetInfo
+
+    base = {"root": "r", "layout": "kvasir", "sha256": "x", "split_seed": 0, "split": {}}
+    none_found = DatasetInfo(**base, n_pairs=200, n_groups=200, largest_group=1, group_source="near-duplicates")
+    assert none_found.group_summary() == "200 pairs, no near-duplicates or video frames found (split image by image)"
+    found = DatasetInfo(**base, n_pairs=612, n_groups=31, largest_group=61,
+                        group_source="near-duplicates + consecutive frames")
+    assert found.group_summary() == "612 pairs in 31 groups (near-duplicates + consecutive frames; largest 61)"
