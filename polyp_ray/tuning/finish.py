@@ -100,19 +100,26 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
 
 
 def own_reports(result) -> pd.DataFrame:
-    """The trial's own reports, oldest first. Where Tune's Result could not read them it hands an empty
-    frame (Ray only logs a warning; seen in CI under PBT): then they are read here, a torn line skipped."""
+    """The trial's own reports, oldest first. Tune's Result reads them from the trial's result.json, which
+    a trial restarted in a new process (PBT's exploit) can leave holding only that process's rows, or none:
+    the artifacts synced from the worker's folder replace the driver's file (seen in CI). Then the longer
+    of the driver's own progress.csv and result.json (a torn line skipped) is read here."""
     history = result.metrics_dataframe
-    if history is not None and len(history):
-        return history
+    files = TuneTrialFiles(Path(result.path))
+    candidates = [history if history is not None else pd.DataFrame()]
+    if files.progress.is_file() and files.progress.stat().st_size:
+        try:
+            candidates.append(pd.read_csv(files.progress, dtype={"trial_id": str}))
+        except (ValueError, pd.errors.ParserError):
+            pass
     rows = []
-    path = TuneTrialFiles(Path(result.path)).result
-    for line in path.read_text().splitlines() if path.is_file() else []:
+    for line in files.result.read_text().splitlines() if files.result.is_file() else []:
         try:
             rows.append(json.loads(line))
         except ValueError:
             continue
-    return pd.DataFrame(rows)
+    candidates.append(pd.DataFrame(rows))
+    return max(candidates, key=len)  # the first of equals: Tune's own reading
 
 
 def own_trial_id(result, history: pd.DataFrame) -> str:

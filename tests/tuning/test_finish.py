@@ -51,7 +51,7 @@ def test_a_pbt_clone_that_never_reported_again_keeps_its_own_row_and_records_its
 
 
 def test_a_trial_whose_reports_tune_could_not_read_is_read_from_its_own_folder(tmp_path: Path) -> None:
-    # Tune hands an empty frame where it failed to read a trial's result.json (CI: a 2-epoch PBT trial
+    # Tune hands an empty frame where it could not read a trial's result.json (CI: a 2-epoch PBT trial
     # listed with 0 epochs run); the reports are read again from the trial's folder, a torn line skipped.
     import json
 
@@ -64,6 +64,12 @@ def test_a_trial_whose_reports_tune_could_not_read_is_read_from_its_own_folder(t
     trial.metrics_dataframe, trial.path = pd.DataFrame(), str(tmp_path)
     row, _ = _trial_row(trial, job)
     assert row["trial_id"] == "b_00000" and row["epochs_run"] == 2 and not row["stopped_early"]
+    # A trial PBT restarted: the worker's synced folder left result.json empty (CI), while the driver's
+    # progress.csv kept every row.
+    (tmp_path / "result.json").write_text("")
+    pd.DataFrame(rows).to_csv(tmp_path / "progress.csv", index=False)
+    row, _ = _trial_row(trial, job)
+    assert row["trial_id"] == "b_00000" and row["epochs_run"] == 2
 
 
 def test_a_search_whose_budget_ended_before_any_epoch_says_so_in_one_line(tmp_path: Path) -> None:
