@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import queue
+import shutil
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import machine_line  # noqa: E402
 from bench.search_record import AXES, CONTINUOUS, design  # noqa: E402
-from bench.search_replay import Trace, replay_kerastuner, replay_optuna, replay_tune  # noqa: E402
+from bench.search_replay import Trace, quiet_tune, replay_kerastuner, replay_optuna, replay_tune  # noqa: E402
 from bench.search_surrogate import fit, read_curves  # noqa: E402
 
 STRATEGIES = [("ours: tpe + asha", "asha", "tpe"), ("random + asha", "asha", "random"),
@@ -68,7 +73,7 @@ def kt_points(hp) -> None:
 
 def space_best(surrogate) -> float:
     """The best noise-free Dice of the space: over 4096 Sobol points and every epoch."""
-    return float(max(surrogate.mean_curve(p).max() for p in design(4096, seed=1)))
+    return float(surrogate.mean_curves(design(4096, seed=1)).max())
 
 
 def run_one(label: str, scheduler: str, sampler: str, budget: dict, seed: int, surrogate, space, work: Path) -> Trace:
@@ -85,6 +90,69 @@ def run_one(label: str, scheduler: str, sampler: str, budget: dict, seed: int, s
                     max_concurrent=budget["max_concurrent"], grace_period=budget["grace_period"], reduction_factor=3,
                     storage_path=str(work), trial=TrialConfig(epochs=surrogate.epochs))
     return replay_tune(job, space, surrogate, seed, budget["budget_s"], work)
+
+
+def worker(work: Path) -> None:
+    """Replays the tasks read from stdin (one JSON line each), answering each with one ``@@`` line: one
+    Ray for all of them (its start costs seconds), Tune's per-result files off (quiet_tune)."""
+    quiet_tune()
+    from polyp_ray.searchspace import load_searchspace
+    from polyp_ray.tuning.cluster import start_ray
+
+    surrogate = fit(read_curves())
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "space.yaml").write_text(space_yaml())
+    space = load_searchspace(work / "space.yaml")
+    start_ray(None)
+    kinds = {label: (scheduler, sampler) for label, scheduler, sampler in STRATEGIES}
+    for line in sys.stdin:
+        task = json.loads(line)
+        started, runs = time.time(), work / f"runs-{os.getpid()}"
+        trace = run_one(task["label"], *kinds.get(task["label"], ("", "")), BUDGETS[task["budget"]], task["seed"],
+                        surrogate, space, runs)
+        shutil.rmtree(runs, ignore_errors=True)  # tmpfs: each replay's study and trial folders, gone
+        print("@@" + json.dumps({**task, "wall_s": round(time.time() - started, 2), "trace": trace}), flush=True)
+
+
+def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path) -> None:
+    """``tasks`` over ``jobs`` worker processes, each taking the next task when it is done with one."""
+    pending: queue.Queue = queue.Queue()
+    for task in tasks:
+        pending.put(task)
+    lock = threading.Lock()
+
+    def feed(index: int) -> None:
+        log = (work / f"worker-{index}.log").open("a")
+        child = subprocess.Popen([sys.executable, __file__, "--worker", "--work", str(work)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+        try:
+            while True:
+                try:
+                    task = pending.get_nowait()
+                except queue.Empty:
+                    break
+                child.stdin.write(json.dumps(task) + "\n")
+                child.stdin.flush()
+                for out in child.stdout:
+                    if out.startswith("@@"):
+                        with lock, results.open("a") as f:
+                            f.write(out[2:])
+                        done = json.loads(out[2:])
+                        print(f"  {done['budget']} {done['label']} seed {done['seed']}: {done['wall_s']:.1f} s, "
+                              f"{len(done['trace'])} epochs", flush=True)
+                        break
+                    log.write(out)
+                else:
+                    raise RuntimeError(f"worker {index} died: see {work}/worker-{index}.log")
+        finally:
+            child.stdin.close()
+            child.wait()
+
+    threads = [threading.Thread(target=feed, args=(i,)) for i in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def best_at(trace: Trace, limit: float, by: int) -> float:
@@ -134,15 +202,35 @@ def plot(all_traces: dict, best: float, out: Path) -> None:
     fig.savefig(out, dpi=90)
 
 
+def load(results: Path) -> dict:
+    """(budget, label, seed) -> its recorded run, from results.jsonl (later lines win)."""
+    runs = {}
+    if results.is_file():
+        for line in results.read_text().splitlines():
+            if line.strip():
+                run = json.loads(line)
+                runs[(run["budget"], run["label"], run["seed"])] = run
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--budgets", default="cpu-hour,kvasir")
     ap.add_argument("--only", default="", help="comma-separated strategy labels (default: all)")
+    ap.add_argument("--jobs", type=int, default=2, help="replays at a time, each in its own process and Ray")
     ap.add_argument("--out", default="/tmp/polyp_ray_bench_search")
+    ap.add_argument("--work", default="/dev/shm/polyp_ray_bench_search", help="the replays' scratch (tmpfs)")
+    ap.add_argument("--report", action="store_true",
+                    help="replay nothing: tables and plot from --out's results.jsonl, per budget over the seeds "
+                         "every strategy has finished")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    out = Path(args.out)
+    if args.worker:
+        return worker(Path(args.work))
+    out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     print(machine_line(), flush=True)
     rows = read_curves()
     surrogate = fit(rows)
@@ -151,29 +239,37 @@ def main() -> None:
     best = space_best(surrogate)
     print(f"space best (noise-free, 4096 Sobol points): {best:.4f}; best recorded: "
           f"{max(max(c['val_dice'] for c in r['curve']) for r in rows):.4f}", flush=True)
-    from polyp_ray.searchspace import load_searchspace
-    from polyp_ray.tuning.cluster import start_ray
-
-    (out / "space.yaml").write_text(space_yaml())
-    space = load_searchspace(out / "space.yaml")
-    start_ray(None)
-    wanted = [s for s in [*STRATEGIES, *[(p, "", "") for p in PEERS]] if not args.only or s[0] in args.only.split(",")]
+    labels = [s[0] for s in STRATEGIES] + PEERS
+    labels = [label for label in labels if not args.only or label in args.only.split(",")]
+    results = out / "results.jsonl"
     all_traces: dict = {}
     for budget_name in args.budgets.split(","):
-        budget = BUDGETS[budget_name]
-        traces: dict[str, list[Trace]] = {}
-        for label, scheduler, sampler in wanted:
-            started = time.time()
-            traces[label] = [run_one(label, scheduler, sampler, budget, seed, surrogate, space, out / "runs")
-                             for seed in range(args.seeds)]
-            print(f"  {budget_name} {label}: {args.seeds} seeds in {time.time() - started:.0f} s", flush=True)
+        # Seed-major: a run cut short still has every strategy at the same number of seeds.
+        done = load(results)
+        todo = [{"budget": budget_name, "label": label, "seed": seed} for seed in range(args.seeds) for label in labels
+                if (budget_name, label, seed) not in done]
+        started, seeds = time.time(), args.seeds
+        if todo and not args.report:
+            run_pool(todo, args.jobs, work, results)
+            print(f"{budget_name}: {len(todo)} replays in {time.time() - started:.0f} s ({args.jobs} at a time); "
+                  f"load average {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
+        runs = load(results)
+        if args.report:
+            seeds = next(n for n in range(args.seeds, -1, -1)
+                         if all((budget_name, label, seed) in runs for label in labels for seed in range(n)))
+        if not seeds:
+            continue
+        traces = {label: [runs[(budget_name, label, seed)]["trace"] for seed in range(seeds)] for label in labels}
+        walls = {label: np.median([runs[(budget_name, label, seed)]["wall_s"] for seed in range(seeds)])
+                 for label in labels}
         all_traces[budget_name] = traces
-        print(f"\n{budget_name}: regret, median [IQR] over {args.seeds} seeds\n"
-              "| strategy | at 1/4 | at 1/2 | at the full budget | epochs to within 0.01 of the best |\n"
-              "|---|---|---|---|---|", flush=True)
-        print("\n".join(summarise(traces, best, budget)), flush=True)
-        (out / "traces.json").write_text(json.dumps(all_traces))
-    plot(all_traces, best, out / "anytime.png")
+        print(f"\n{budget_name}: regret, median [IQR] over {seeds} seeds\n"
+              "| strategy | at 1/4 | at 1/2 | at the full budget | epochs to within 0.01 of the best | "
+              "s per replay |\n|---|---|---|---|---|---|", flush=True)
+        print("\n".join(f"{line} {walls[label]:.1f} |" for line, label in
+                        zip(summarise(traces, best, BUDGETS[budget_name]), labels, strict=True)), flush=True)
+        (out / "traces.json").write_text(json.dumps({"space_best": best, **all_traces}))
+        plot(all_traces, best, out / "anytime.png")
     print(f"\ntraces and plot: {out}")
 
 

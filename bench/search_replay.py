@@ -15,6 +15,7 @@ epoch, in report order; the true Dice is the surrogate's noise-free score of tha
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import zlib
 from pathlib import Path
@@ -32,11 +33,18 @@ def _rng(config: dict[str, Any], seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
 
 
+def quiet_tune() -> None:
+    """Tune's per-result work that a replay has no use for, off; call before Ray starts (its workers
+    inherit the environment). Each real epoch takes seconds, so this costs a real search nothing, while
+    a replayed epoch takes none and these were most of a replay's time."""
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # the JSON/CSV/TensorBoard files of every result
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "1e9"  # the experiment snapshot: once, at the end
+
+
 def replay_trainable(config: dict[str, Any], surrogate: Surrogate, seed: int, checkpoints: bool) -> None:
     from ray import tune
 
-    dice, true, secs = surrogate.noisy_curve(config, _rng(config, seed)), surrogate.mean_curve(config), \
-        surrogate.seconds(config)
+    dice, true, secs = surrogate.trial(config, _rng(config, seed))
     start, best = 0, -1.0
     restored = tune.get_checkpoint()
     if restored is not None:  # a PBT clone: the donor's epoch and best, then this config's curve
@@ -113,8 +121,7 @@ def replay_optuna(points: Any, surrogate: Surrogate, seed: int, budget_s: float,
 
     def objective(trial: optuna.Trial) -> float:
         config = points(trial)
-        dice, true, secs = surrogate.noisy_curve(config, _rng(config, seed)), surrogate.mean_curve(config), \
-            surrogate.seconds(config)
+        dice, true, secs = surrogate.trial(config, _rng(config, seed))
         best = -1.0
         for epoch in range(1, surrogate.epochs + 1):
             spent[0] += 1
@@ -160,8 +167,7 @@ def replay_kerastuner(space_hp: Any, surrogate: Surrogate, seed: int, budget_s: 
             break
         values = dict(trial.hyperparameters.values)
         config = {k: v for k, v in values.items() if not k.startswith("tuner/")}
-        dice, true, secs = surrogate.noisy_curve(config, _rng(config, seed)), surrogate.mean_curve(config), \
-            surrogate.seconds(config)
+        dice, true, secs = surrogate.trial(config, _rng(config, seed))
         first, last = int(values.get("tuner/initial_epoch", 0)), int(values.get("tuner/epochs", surrogate.epochs))
         for epoch in range(first + 1, last + 1):
             epochs += 1
