@@ -155,6 +155,17 @@ def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path) -> None:
         t.join()
 
 
+def compact(trace: Trace) -> Trace:
+    """The points where the best true Dice rises, and the last: all that best_at, the tables and the plot
+    read (traces.json shrinks ~50x)."""
+    kept, top = [], -1.0
+    for t in trace:
+        if t[2] > top:
+            kept.append(t)
+            top = t[2]
+    return kept if kept[-1] is trace[-1] else [*kept, trace[-1]]
+
+
 def best_at(trace: Trace, limit: float, by: int) -> float:
     """The best true Dice reached once ``by`` (0: epochs, 1: virtual seconds) passes no further than ``limit``."""
     reached = [t[2] for t in trace if t[by] <= limit]
@@ -279,7 +290,8 @@ def main() -> None:
                          if all((budget_name, label, seed) in runs for label in labels for seed in range(n)))
         if not seeds:
             continue
-        traces = {label: [runs[(budget_name, label, seed)]["trace"] for seed in range(seeds)] for label in labels}
+        traces = {label: [compact(runs[(budget_name, label, seed)]["trace"]) for seed in range(seeds)]
+                  for label in labels}
         walls = {label: np.median([runs[(budget_name, label, seed)]["wall_s"] for seed in range(seeds)])
                  for label in labels}
         all_traces[budget_name] = traces
