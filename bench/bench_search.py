@@ -1,14 +1,17 @@
 """The head-to-head: each search strategy, and the two peers, replayed on a surrogate of real learning
 curves (bench/search_curves.jsonl: search_record.py), many seeds, two budgets.
 
-    nice python bench/bench_search.py [--seeds 20] [--out /tmp/polyp_ray_bench_search]
+    nice python bench/bench_search.py [--seeds 20] [--budgets cpu-hour,kvasir] [--jobs 2] [--out DIR]
+    python bench/bench_search.py --report --out DIR   # tables and plot from DIR/results.jsonl only
 
 Budgets: ``cpu-hour`` (3600 virtual seconds on 2 slots, ASHA grace 1 / factor 3 as the CPU job) and
 ``kvasir`` (the shipped kvasir job's shape: 64 trials, 8 at a time, grace 4 / factor 3; max_t is the
 recorded epochs, not 40). Prints the surrogate's held-out error, then per budget and strategy the median
 regret (the space's best true Dice minus the best true Dice reached) at 1/4, 1/2 and all of the budget
 with its interquartile range over seeds, and the median epochs to come within 0.01 of the space's best;
-writes traces.json and anytime.png (median and quartile band over seeds) to --out.
+writes traces.json and anytime.png (median and quartile band over seeds) to --out. Each replay runs in
+one of --jobs worker processes (one Ray each, scratch on tmpfs: --work) and is appended to
+results.jsonl as it ends, so a run that is stopped resumes where it was.
 """
 
 from __future__ import annotations
