@@ -19,11 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,7 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import machine_line  # noqa: E402
 from bench.search_record import AXES, CONTINUOUS, design  # noqa: E402
-from bench.search_replay import Trace, quiet_tune, replay_kerastuner, replay_optuna, replay_tune  # noqa: E402
+from bench.search_replay import (  # noqa: E402
+    Trace,
+    quiet_tune,
+    replay_kerastuner,
+    replay_optuna,
+    replay_tune,
+    run_pool,
+)
 from bench.search_surrogate import fit, read_curves  # noqa: E402
 
 STRATEGIES = [("ours: tpe + asha", "asha", "tpe"), ("random + asha", "asha", "random"),
@@ -115,47 +119,6 @@ def worker(work: Path) -> None:
                         surrogate, space, runs)
         shutil.rmtree(runs, ignore_errors=True)  # tmpfs: each replay's study and trial folders, gone
         print("@@" + json.dumps({**task, "wall_s": round(time.time() - started, 2), "trace": trace}), flush=True)
-
-
-def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path) -> None:
-    """``tasks`` over ``jobs`` worker processes, each taking the next task when it is done with one."""
-    pending: queue.Queue = queue.Queue()
-    for task in tasks:
-        pending.put(task)
-    lock = threading.Lock()
-
-    def feed(index: int) -> None:
-        log = (work / f"worker-{index}.log").open("a")
-        child = subprocess.Popen([sys.executable, __file__, "--worker", "--work", str(work)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
-        try:
-            while True:
-                try:
-                    task = pending.get_nowait()
-                except queue.Empty:
-                    break
-                child.stdin.write(json.dumps(task) + "\n")
-                child.stdin.flush()
-                for out in child.stdout:
-                    if out.startswith("@@"):
-                        with lock, results.open("a") as f:
-                            f.write(out[2:])
-                        done = json.loads(out[2:])
-                        print(f"  {done['budget']} {done['label']} seed {done['seed']}: {done['wall_s']:.1f} s, "
-                              f"{len(done['trace'])} epochs", flush=True)
-                        break
-                    log.write(out)
-                else:
-                    raise RuntimeError(f"worker {index} died: see {work}/worker-{index}.log")
-        finally:
-            child.stdin.close()
-            child.wait()
-
-    threads = [threading.Thread(target=feed, args=(i,)) for i in range(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
 
 def compact(trace: Trace) -> Trace:
@@ -284,7 +247,7 @@ def main() -> None:
                 if (budget_name, label, seed) not in done]
         started, seeds = time.time(), args.seeds
         if todo and not args.report:
-            run_pool(todo, args.jobs, work, results)
+            run_pool(todo, args.jobs, work, results, Path(__file__))
             print(f"{budget_name}: {len(todo)} replays in {time.time() - started:.0f} s ({args.jobs} at a time); "
                   f"load average {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
         runs = load(results)

@@ -10,13 +10,18 @@ KerasTuner's Hyperband oracle, each run serially on the same total compute.
 
 Each replay returns its trace: one (epochs spent, virtual seconds spent / slots, true Dice) per reported
 epoch, in report order; the true Dice is the surrogate's noise-free score of that trial at that epoch.
+``run_pool`` spreads many replays over worker processes; ``quiet_tune`` turns off Tune's per-result work.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import subprocess
+import sys
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -176,3 +181,45 @@ def replay_kerastuner(space_hp: Any, surrogate: Surrogate, seed: int, budget_s: 
             oracle.update_trial(trial.trial_id, {"val_dice": float(dice[epoch - 1])}, step=epoch)
         oracle.end_trial(trial)
     return trace
+
+
+def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Path) -> None:
+    """``tasks`` over ``jobs`` processes of ``script --worker`` (bench_search.py), each taking the next task
+    when it is done with one; each result is appended to ``results`` as it comes."""
+    pending: queue.Queue = queue.Queue()
+    for task in tasks:
+        pending.put(task)
+    lock = threading.Lock()
+
+    def feed(index: int) -> None:
+        log = (work / f"worker-{index}.log").open("a")
+        child = subprocess.Popen([sys.executable, str(script), "--worker", "--work", str(work)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+        try:
+            while True:
+                try:
+                    task = pending.get_nowait()
+                except queue.Empty:
+                    break
+                child.stdin.write(json.dumps(task) + "\n")
+                child.stdin.flush()
+                for out in child.stdout:
+                    if out.startswith("@@"):
+                        with lock, results.open("a") as f:
+                            f.write(out[2:])
+                        done = json.loads(out[2:])
+                        print(f"  {done['budget']} {done['label']} seed {done['seed']}: {done['wall_s']:.1f} s, "
+                              f"{len(done['trace'])} epochs", flush=True)
+                        break
+                    log.write(out)
+                else:
+                    raise RuntimeError(f"worker {index} died: see {work}/worker-{index}.log")
+        finally:
+            child.stdin.close()
+            child.wait()
+
+    threads = [threading.Thread(target=feed, args=(i,)) for i in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
