@@ -10,12 +10,18 @@ KerasTuner's Hyperband oracle, each run serially on the same total compute.
 
 Each replay returns its trace: one (epochs spent, virtual seconds spent / slots, true Dice) per reported
 epoch, in report order; the true Dice is the surrogate's noise-free score of that trial at that epoch.
+``run_pool`` spreads many replays over worker processes; ``quiet_tune`` turns off Tune's per-result work.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import queue
+import subprocess
+import sys
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -32,11 +38,18 @@ def _rng(config: dict[str, Any], seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
 
 
+def quiet_tune() -> None:
+    """Tune's per-result work that a replay has no use for, off; call before Ray starts (its workers
+    inherit the environment). Each real epoch takes seconds, so this costs a real search nothing, while
+    a replayed epoch takes none and these were most of a replay's time."""
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # the JSON/CSV/TensorBoard files of every result
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "1e9"  # the experiment snapshot: once, at the end
+
+
 def replay_trainable(config: dict[str, Any], surrogate: Surrogate, seed: int, checkpoints: bool) -> None:
     from ray import tune
 
-    dice, true, secs = surrogate.noisy_curve(config, _rng(config, seed)), surrogate.mean_curve(config), \
-        surrogate.seconds(config)
+    dice, true, secs = surrogate.trial(config, _rng(config, seed))
     start, best = 0, -1.0
     restored = tune.get_checkpoint()
     if restored is not None:  # a PBT clone: the donor's epoch and best, then this config's curve
@@ -113,8 +126,7 @@ def replay_optuna(points: Any, surrogate: Surrogate, seed: int, budget_s: float,
 
     def objective(trial: optuna.Trial) -> float:
         config = points(trial)
-        dice, true, secs = surrogate.noisy_curve(config, _rng(config, seed)), surrogate.mean_curve(config), \
-            surrogate.seconds(config)
+        dice, true, secs = surrogate.trial(config, _rng(config, seed))
         best = -1.0
         for epoch in range(1, surrogate.epochs + 1):
             spent[0] += 1
@@ -160,8 +172,7 @@ def replay_kerastuner(space_hp: Any, surrogate: Surrogate, seed: int, budget_s: 
             break
         values = dict(trial.hyperparameters.values)
         config = {k: v for k, v in values.items() if not k.startswith("tuner/")}
-        dice, true, secs = surrogate.noisy_curve(config, _rng(config, seed)), surrogate.mean_curve(config), \
-            surrogate.seconds(config)
+        dice, true, secs = surrogate.trial(config, _rng(config, seed))
         first, last = int(values.get("tuner/initial_epoch", 0)), int(values.get("tuner/epochs", surrogate.epochs))
         for epoch in range(first + 1, last + 1):
             epochs += 1
@@ -170,3 +181,45 @@ def replay_kerastuner(space_hp: Any, surrogate: Surrogate, seed: int, budget_s: 
             oracle.update_trial(trial.trial_id, {"val_dice": float(dice[epoch - 1])}, step=epoch)
         oracle.end_trial(trial)
     return trace
+
+
+def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Path) -> None:
+    """``tasks`` over ``jobs`` processes of ``script --worker`` (bench_search.py), each taking the next task
+    when it is done with one; each result is appended to ``results`` as it comes."""
+    pending: queue.Queue = queue.Queue()
+    for task in tasks:
+        pending.put(task)
+    lock = threading.Lock()
+
+    def feed(index: int) -> None:
+        log = (work / f"worker-{index}.log").open("a")
+        child = subprocess.Popen([sys.executable, str(script), "--worker", "--work", str(work)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+        try:
+            while True:
+                try:
+                    task = pending.get_nowait()
+                except queue.Empty:
+                    break
+                child.stdin.write(json.dumps(task) + "\n")
+                child.stdin.flush()
+                for out in child.stdout:
+                    if out.startswith("@@"):
+                        with lock, results.open("a") as f:
+                            f.write(out[2:])
+                        done = json.loads(out[2:])
+                        print(f"  {done['budget']} {done['label']} seed {done['seed']}: {done['wall_s']:.1f} s, "
+                              f"{len(done['trace'])} epochs", flush=True)
+                        break
+                    log.write(out)
+                else:
+                    raise RuntimeError(f"worker {index} died: see {work}/worker-{index}.log")
+        finally:
+            child.stdin.close()
+            child.wait()
+
+    threads = [threading.Thread(target=feed, args=(i,)) for i in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -74,8 +74,20 @@ class Surrogate:
 
     def noisy_curve(self, point: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
         """What a trial of ``point`` reports: the mean curve plus residuals drawn from the model's own."""
-        noise = rng.choice(self.residuals, size=self.epochs)
-        return np.clip(self.mean_curve(point) + noise, 0.0, 1.0)
+        return self.trial(point, rng)[0]
+
+    def trial(self, point: dict[str, Any], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(noisy Dice, true Dice, seconds) of ``point``: one feature table for all three (a forest's
+        predict costs milliseconds of fixed overhead, paid per replayed trial)."""
+        x = np.array([features(point, e) for e in range(1, self.epochs + 1)])
+        true = np.clip(self.dice_model.predict(x), 0.0, 1.0)
+        noisy = np.clip(true + rng.choice(self.residuals, size=self.epochs), 0.0, 1.0)
+        return noisy, true, np.exp(self.time_model.predict(x))
+
+    def mean_curves(self, points: list[dict[str, Any]]) -> np.ndarray:
+        """mean_curve of many points in one predict: (points, epochs)."""
+        x = np.array([features(p, e) for p in points for e in range(1, self.epochs + 1)])
+        return np.clip(self.dice_model.predict(x), 0.0, 1.0).reshape(len(points), self.epochs)
 
 
 def fit(rows: list[dict[str, Any]], seed: int = 0) -> Surrogate:

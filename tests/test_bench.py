@@ -37,3 +37,21 @@ def test_notebook_pipeline_yields_batches_of_four(tmp_path: Path) -> None:
         assert tuple(masks.shape) == (4, 128, 128, 1)
         assert images.dtype.name == "float32" and masks.dtype.name == "float32"
         assert 0.0 <= float(np.min(images)) and float(np.max(images)) <= 1.0
+
+
+def test_bench_search_replays_a_peer_and_summarises() -> None:
+    """bench_search's plumbing without Ray: the surrogate fits, Optuna's peer replays on it within its
+    budget, and the table reads the trace (regrets never negative, the full budget no worse than 1/4)."""
+    from bench.bench_search import optuna_points, summarise
+    from bench.search_replay import replay_optuna
+    from bench.search_surrogate import fit, read_curves
+
+    surrogate = fit(read_curves()[:20])
+    trace = replay_optuna(optuna_points, surrogate, seed=0, budget_s=120.0, slots=2, num_samples=20)
+    assert [t[0] for t in trace] == list(range(1, len(trace) + 1))
+    assert all(t[1] < 120.0 for t in trace[:-1])  # it stops at the epoch that fills the budget
+    best = max(t[2] for t in trace)
+    budget = {"budget_s": 120.0, "max_concurrent": 2, "num_samples": 20, "grace_period": 1}
+    (line,) = summarise({"peer": [trace, trace]}, best, budget)
+    cells = [c.split(" [")[0] for c in line.strip("| ").split(" | ")[1:4]]
+    assert all(float(c) >= 0.0 for c in cells) and float(cells[2]) <= float(cells[0])
