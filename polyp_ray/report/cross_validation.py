@@ -4,14 +4,13 @@ of the top-k trials' per-image scores) and, where the job asked for it, the cros
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
 from polyp_ray.cross_validation import pick_sentence
 from polyp_ray.evaluation import VAL_PER_IMAGE
-from polyp_ray.report.experiment import Experiment
+from polyp_ray.report.experiment import Experiment, read_table_body
 from polyp_ray.report.markup import esc, fmt, note
 from polyp_ray.report.sections import caption
 from polyp_ray.report.table import ci
@@ -71,14 +70,7 @@ def pick_real(exp: Experiment) -> str:
 
 
 def load(exp: Experiment) -> dict[str, Any] | None:
-    path = exp.layout.cross_validation
-    if not path.is_file():
-        return None
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return body if isinstance(body, dict) and isinstance(body.get("configs"), list) else None
+    return read_table_body(exp.layout.cross_validation, "configs")
 
 
 def wanted(exp: Experiment) -> bool:

@@ -157,6 +157,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def read_table_body(path: Path, rows_key: str) -> dict[str, Any] | None:
+    """A results file the search may not have written (or written by an older polyp-ray): its body where it
+    holds a ``rows_key`` list, else None, so its report section says what is missing instead of failing."""
+    body = _read_json(path) if path.is_file() else {}
+    return body if isinstance(body.get(rows_key), list) else None
+
+
 def _load_space(path: Path) -> tuple[SearchSpace | None, str]:
     try:
         return load_searchspace(path), ""

@@ -3,11 +3,10 @@ beside every external test set (``generalisation.json``, written by the search).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
-from polyp_ray.report.experiment import Experiment
+from polyp_ray.report.experiment import Experiment, read_table_body
 from polyp_ray.report.markup import esc, fmt, note
 from polyp_ray.report.sections import caption
 from polyp_ray.report.table import ci, failures
@@ -27,14 +26,7 @@ CAPTION = (
 
 
 def load(exp: Experiment) -> dict[str, Any] | None:
-    path = exp.layout.generalisation
-    if not path.is_file():
-        return None
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return body if isinstance(body, dict) and isinstance(body.get("rows"), list) else None
+    return read_table_body(exp.layout.generalisation, "rows")
 
 
 def set_label(exp: Experiment, name: str) -> str:
