@@ -8,6 +8,7 @@ the winner and the report are still written.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -137,7 +138,8 @@ def _own_last(result, trial_id: str, history: pd.DataFrame) -> dict[str, Any]:
     last = result.metrics or {}
     if last.get("trial_id") in (None, trial_id):
         return last
-    own = {k: v for k, v in history.iloc[-1].items() if not pd.isna(v)} if len(history) else {}
+    own = {k: v for k, v in history.iloc[-1].items() if not (isinstance(v, float) and math.isnan(v))} \
+        if len(history) else {}
     lineage = [step for step in str(last.get("lineage") or "").split(";") if step]
     own["lineage"] = ";".join([*lineage, f"{last['trial_id']}@{int(last.get('epoch', 0))}"])
     return own
