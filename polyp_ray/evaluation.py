@@ -116,7 +116,7 @@ def evaluate_split(model: Any, split: SplitArrays, threshold: float,
 
 def image_scores(model: Any, split: SplitArrays, threshold: float, batch_size: int = 16) -> dict[str, Any]:
     """Per-image Dice and IoU by the protocol above, without the structure metrics (they cost ~50 ms an
-    image): what a bootstrap over the validation images needs (report/pick.py)."""
+    image): what a bootstrap over the validation images needs (report/cross_validation.py)."""
     scores = scores_from_counts(original_counts(predict_probs(model, split.images, batch_size), truths_of(split),
                                                 threshold))
     return {"stems": list(split.stems), **{k: [round(float(v), 6) for v in scores[k]] for k in ("dice", "iou")}}
