@@ -32,6 +32,12 @@ SPLITS = ("train", "val", "test")
 SHOWN_TWINS = 10  # split_warnings lists this many cross-split twins, then a count
 
 
+def none_grouped(largest_group: int, group_source: str) -> bool:
+    """Near-duplicates and video frames were looked for and none found (every group is one image): the
+    console and the report then say so, rather than name groups of one as if there were duplicates."""
+    return largest_group == 1 and group_source != "csv"
+
+
 @dataclass
 class DatasetInfo:
     """What a dataset is: where, which layout, how many pairs, its content hash, its groups and split."""
@@ -64,7 +70,7 @@ class DatasetInfo:
         """One line: how the pairs were grouped before splitting."""
         if not self.n_groups:
             return f"{self.n_pairs} pairs split one by one (no grouping)"
-        if self.largest_group == 1 and self.group_source != "csv":  # looked for, none found: no group to speak of
+        if none_grouped(self.largest_group, self.group_source):
             return f"{self.n_pairs} pairs, no near-duplicates or video frames found (split image by image)"
         return (f"{self.n_pairs} pairs in {self.n_groups} groups ({self.group_source}; "
                 f"largest {self.largest_group})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 
+from polyp_ray.data.dataset import none_grouped
 from polyp_ray.report.comparison import Ranking, Row
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.report.gallery import Case, Gallery
@@ -68,7 +69,7 @@ def _grouping(data: dict) -> str:
     leak = f", {twins} val/test image(s) with a near-duplicate in training" if twins else ""
     leak += f", {frames} val/test frame(s) with their video neighbour in training" if frames else ""
     source = data.get("group_source", "?")
-    if data.get("largest_group") == 1 and source != "csv":
+    if none_grouped(data.get("largest_group") or 0, source):
         return f"split image by image: no near-duplicates or video frames found among {esc(groups)} images{leak}"
     return (f"split in {esc(groups)} groups kept whole ({esc(GROUPED_BY.get(source, source))}; largest "
             f"{esc(data.get('largest_group', '?'))} images){leak}")
