@@ -103,23 +103,25 @@ def _trial_row(result, job: JobConfig) -> tuple[dict[str, Any], tuple[Any, dict]
 def own_reports(result) -> pd.DataFrame:
     """The trial's own reports, oldest first. Tune's Result reads them from the trial's result.json, which
     a trial restarted in a new process (PBT's exploit) can leave holding only that process's rows, or none:
-    the artifacts synced from the worker's folder replace the driver's file (seen in CI). Then the longer
-    of the driver's own progress.csv and result.json (a torn line skipped) is read here."""
-    history = result.metrics_dataframe
+    the artifacts synced from the worker's folder replace the driver's file (seen in CI). The driver's own
+    progress.csv keeps every row, so the longer of the two is taken; where Tune handed an empty frame,
+    result.json is read again here, a torn line skipped."""
+    history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
     files = TuneTrialFiles(Path(result.path))
-    candidates = [history if history is not None else pd.DataFrame()]
+    candidates = [history]
     if files.progress.is_file() and files.progress.stat().st_size:
         try:
             candidates.append(pd.read_csv(files.progress, dtype={"trial_id": str}))
         except (ValueError, pd.errors.ParserError):
             pass
-    rows = []
-    for line in files.result.read_text().splitlines() if files.result.is_file() else []:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    candidates.append(pd.DataFrame(rows))
+    if not len(history) and files.result.is_file():  # Tune's reading failed as a whole (one bad line)
+        rows = []
+        for line in files.result.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        candidates.append(pd.DataFrame(rows))
     return max(candidates, key=len)  # the first of equals: Tune's own reading
 
 
