@@ -1,5 +1,6 @@
-"""The small real search that test_integrations.py reads with other tools, and that test_study_storage.py
-warm-starts a search from: one search for both, built once per session."""
+"""The small real search that test_integrations.py reads with other tools, test_study_storage.py warm-starts
+a search from, and test_cross_validation.py checks the folds of: one search for the three, built once per
+session (each search costs the suite a Ray start, TensorFlow in every trial and the scoring after)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ import optuna
 import pytest
 
 from tests.conftest import search_command, write_job
+
+# The small space of the strategy searches: two trials of it train in seconds.
+SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n"
+         "batch_size: {choices: [4, 8]}\nlearning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+CONSOLE = "console.txt"  # beside the shared search's experiments folder: what its user saw
 
 
 def run_search(folder: Path, job: Path, name: str) -> subprocess.CompletedProcess:
@@ -27,10 +33,15 @@ def study_of(experiment: Path) -> optuna.Study:
 
 @pytest.fixture(scope="session")
 def experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
-    """Two trials of two epochs, with the MLflow callback on (its default local store)."""
+    """Two trials of two epochs under FIFO with multivariate TPE (that strategy's tiny search), the MLflow
+    callback on (its default local store), then cross_validation on 2 folds of the top 2, and the report."""
     folder = tmp_path_factory.mktemp("integrations")
-    job = write_job(folder, "integ", folder / "experiments", num_samples=2, epochs=2, grace_period=2,
-                    callbacks=["mlflow"], data={"synthetic_count": 32})
-    proc = run_search(folder, job, "integ-run")
+    job = write_job(folder, "integ", folder / "experiments", space=SPACE, num_samples=2, epochs=2, grace_period=2,
+                    callbacks=["mlflow"], data={"synthetic_count": 24}, cross_validation={"folds": 2, "top_k": 2},
+                    ensemble_k=1, tta=False, scheduler="fifo", sampler="tpe", multivariate=True, n_startup_trials=1)
+    proc = subprocess.run(search_command("--job", str(job), "--name", "integ-run"), cwd=folder,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (folder / CONSOLE).write_text(proc.stdout)
     assert "optuna-dashboard sqlite:///" in proc.stdout
     return folder / "experiments" / "integ-run"

@@ -1,34 +1,29 @@
-"""A tiny real search with ``cross_validation``: the top-k configurations retrained on grouped folds, their
-fold means in cross_validation.json, the pick by fold mean, and the report's section. The search runs
-scheduler fifo with multivariate TPE, so it is also that strategy's tiny search (test_strategy_searches.py)."""
+"""A tiny real search with ``cross_validation`` (the shared search of tests/tuning/conftest.py): the top-k
+configurations retrained on grouped folds, their fold means in cross_validation.json, the pick by fold
+mean, and the report's section. The search runs scheduler fifo with multivariate TPE, so it is also that
+strategy's tiny search (test_strategy_searches.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import search_command, write_job
-from tests.tuning.test_strategy_searches import SPACE, assert_strategy_ran
+from tests.tuning.conftest import CONSOLE
+from tests.tuning.test_strategy_searches import assert_strategy_ran
 
 
 @pytest.mark.slow
-def test_a_cross_validation_run_reports_fold_means_and_a_winner_that_can_change(tmp_path: Path) -> None:
-    job = write_job(tmp_path, "cv", tmp_path / "exp", space=SPACE, num_samples=2, epochs=2, grace_period=2,
-                    data={"synthetic_count": 24}, cross_validation={"folds": 2, "top_k": 2}, ensemble_k=1, tta=False,
-                    scheduler="fifo", sampler="tpe", multivariate=True, n_startup_trials=1)
-    proc = subprocess.run(search_command("--job", str(job), "--name", "cv"), cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert_strategy_ran(tmp_path / "exp" / "cv", proc.stdout, "fifo", "tpe")
-    ours = tmp_path / "exp" / "cv" / "polyp_ray"
+def test_a_cross_validation_run_reports_fold_means_and_a_winner_that_can_change(experiment: Path) -> None:
+    console = (experiment.parents[1] / CONSOLE).read_text()
+    assert_strategy_ran(experiment, console, "fifo", "tpe")
+    ours = experiment / "polyp_ray"
     trials = pd.read_csv(ours / "trials.csv")
     body = json.loads((ours / "cross_validation.json").read_text())
-    assert body["folds"] == 2 and len(body["configs"]) == 2, proc.stderr[-3000:]
+    assert body["folds"] == 2 and len(body["configs"]) == 2, console[-3000:]
     assert [c["trial_id"] for c in body["configs"]] == list(trials["trial_id"][:2])  # best validation first
     assert body["validation_pick"] == trials["trial_id"].iloc[0]
     for entry in body["configs"]:
@@ -41,7 +36,7 @@ def test_a_cross_validation_run_reports_fold_means_and_a_winner_that_can_change(
     held = body["held_out"]  # the two folds split the train+val pool between them
     split = json.loads((ours / "dataset.json").read_text())["split"]
     assert sorted(held[0] + held[1]) == sorted(split["train"] + split["val"]) and not set(held[0]) & set(held[1])
-    assert "The winner by fold mean is" in proc.stdout
+    assert "The winner by fold mean is" in console
     # Each checkpoint's per-image validation scores: their mean is the trial's validation score.
     first = json.loads((ours / "trials" / body["validation_pick"] / "test_metrics.json").read_text())
     assert np.mean(first["val_per_image"]["dice"]) == pytest.approx(trials["best_val_dice"].iloc[0], abs=1e-3)

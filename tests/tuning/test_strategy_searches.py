@@ -1,6 +1,6 @@
 """Each scheduler and sampler runs a tiny real search to its report (asha + tpe is the shared tiny search,
-tests/conftest.py; fifo + multivariate tpe is the cross-validation search, test_cross_validation.py), and a
-search under time_budget_s lists no untrained trial among its results."""
+tests/conftest.py; fifo + multivariate tpe is the search of tests/tuning/conftest.py, checked in
+test_cross_validation.py), and a search under time_budget_s lists no untrained trial among its results."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import pytest
 
 from polyp_ray.strategy_config import NOT_STARTED
 from tests.conftest import search_command, write_job
-
-SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n"
-         "batch_size: {choices: [4, 8]}\nlearning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+from tests.tuning.conftest import SPACE
 
 
 def _search(tmp_path: Path, name: str, **keys: object) -> tuple[Path, str]:
