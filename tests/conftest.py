@@ -162,3 +162,56 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Pat
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (folder / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     return folder / "experiments" / "tiny-run"
+
+
+XSS_SPACE = """\
+model: {choices: [unet]}
+base_width: {choices: [4]}
+image_size: {choices: [32]}
+batch_size: {choices: [4]}
+learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}
+"""
+XSS_SPLIT = {"val_fraction": 0.25, "test_fraction": 0.25}
+CONSOLE = "console.txt"  # beside a shared search's experiments folder: what its user saw
+
+
+@pytest.fixture(scope="session")
+def xss_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
+    """A search over 24 pairs whose job name, dataset folder and one test image are named like markup
+    (HOSTILE, legal on Linux): it writes every place a name reaches (the title, the job, the dataset root,
+    the plots and the gallery), tests/report/test_xss.py. Its 2 trials of 2 epochs run under median stopping
+    with CMA-ES: it is also that strategy's tiny search (tests/tuning/test_strategy_searches.py)."""
+    import subprocess
+
+    import yaml
+
+    from tests.report.fake import HOSTILE
+
+    folder = tmp_path_factory.mktemp("xss_search")
+    data = folder / f"data {HOSTILE}"
+    stems = [f"p{i:02d}" for i in range(23)] + [HOSTILE]
+    for i, stem in enumerate(stems):
+        write_pair(data, "images", "masks", stem, seed=i)
+    (folder / "space.yaml").write_text(XSS_SPACE)
+    job = {"name": HOSTILE, "searchspace": "space.yaml", "storage_path": str(folder / "experiments"),
+           "num_samples": 2, "grace_period": 1, "max_concurrent": 2, "ensemble_k": 1, "tta": False,
+           "scheduler": "median", "median": {"min_samples_required": 1}, "sampler": "cmaes",
+           "data": {"path": str(data), **XSS_SPLIT, "split_seed": _seed_putting_in_test(stems, HOSTILE)},
+           "trial": {"epochs": 2, "num_predictions": 2}}
+    (folder / "job.yaml").write_text(yaml.safe_dump(job))
+    proc = subprocess.run(search_command("--job", str(folder / "job.yaml"), "--name", f"xss {HOSTILE}"),
+                          cwd=folder, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (folder / CONSOLE).write_text(proc.stdout)
+    return folder / "experiments" / f"xss {HOSTILE}"
+
+
+def _seed_putting_in_test(stems: list[str], stem: str) -> int:
+    from polyp_ray.config import DataConfig
+    from polyp_ray.data.dataset import split_stems
+
+    for seed in range(100):
+        split = split_stems(stems, DataConfig(path="x", split_seed=seed, **XSS_SPLIT))
+        if stem in split["test"]:
+            return seed
+    raise AssertionError(f"no split seed puts {stem!r} into the test split")

@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.kvasir, pytest.mark.slow]
 def test_debug_trial_on_kvasir_beats_an_all_background_predictor(kvasir: Path, tmp_path: Path) -> None:
     out = tmp_path / "debug"
     proc = subprocess.run(
-        search_command("--debug", "--set", f"data.path={kvasir}", "--set", "image_size=128", "--set", "base_width=4",
+        # 64 px (the default job's size): it learns as surely in 2 epochs (test Dice 0.46 when measured) at a
+        # quarter of 128 px's cost per image.
+        search_command("--debug", "--set", f"data.path={kvasir}", "--set", "image_size=64", "--set", "base_width=4",
                        "--set", "epochs=2", "--set", f"output_dir={out}"),
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )

@@ -11,12 +11,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import search_command, write_job
+from tests.conftest import CONSOLE, search_command, write_job
 
 # The small space of the strategy searches: two trials of it train in seconds.
 SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n"
          "batch_size: {choices: [4, 8]}\nlearning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
-CONSOLE = "console.txt"  # beside the shared search's experiments folder: what its user saw
 
 
 def run_search(folder: Path, job: Path, name: str) -> subprocess.CompletedProcess:

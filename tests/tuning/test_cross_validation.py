@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.tuning.conftest import CONSOLE
+from tests.conftest import CONSOLE
 from tests.tuning.test_strategy_searches import assert_strategy_ran
 
 
