@@ -105,13 +105,13 @@ EXTERNAL_PAIRS = 12  # the tiny search's external test set
 
 DEAD_CLUSTER = "127.0.0.1:9\n"  # what ray_current_cluster holds after a cluster died long ago
 
-KVASIR_SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4, 8]}\nimage_size: {choices: [128]}\n"
+KVASIR_SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4, 8]}\nimage_size: {choices: [64]}\n"
                 "batch_size: {choices: [8]}\nlearning_rate: {low: 1.0e-5, high: 3.0e-3, log: true}\n")
 
 
 @pytest.fixture(scope="session")
 def kvasir_experiment(kvasir: Path, tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
-    """A small real search on Kvasir-SEG (2 unet trials, 128 px, 300 pairs), with its HTML report: a learning
+    """A small real search on Kvasir-SEG (2 unet trials, 64 px, 300 pairs), with its HTML report: a learning
     rate too small to learn in 2 epochs and a good one, the two points that must come out separated."""
     import subprocess
 
