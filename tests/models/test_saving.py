@@ -5,8 +5,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from polyp_ray.models import ENCODERS, build_model
+from polyp_ray.models import build_model
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model, save_checkpoint_model
+from tests.models.test_encoders import ALL  # every encoder with layers of its own
 
 
 def test_a_checkpoint_and_its_exported_archive_predict_like_the_model(tmp_path) -> None:
@@ -27,7 +28,7 @@ def test_every_encoder_loads_in_a_fresh_process(tmp_path) -> None:
     """A Ray worker or ``predict`` imports none of our model code before loading a checkpoint: every
     custom layer must still be found (issue 10: "Could not locate class 'VGG16Preprocess'")."""
     x = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
-    cases = [("unet", e) for e in ENCODERS] + [("encoder_decoder", "mobilenetv2"), ("vgg16_unet", "conv")]
+    cases = [("unet", e) for e in ALL] + [("encoder_decoder", "mobilenetv2"), ("vgg16_unet", "conv")]
     for model_name, encoder in cases:
         folder = tmp_path / f"{model_name}-{encoder}"
         model = build_model(model_name, 64, 4, encoder=encoder)
