@@ -5,6 +5,7 @@ wrong types, apply ``--set key=value`` overrides. Every error is one ConfigError
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -38,6 +39,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                                    problem_mark=key_node.start_mark)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+# PyYAML reads YAML 1.1, where a float needs a dot: ``1e-3`` would be the string "1e-3" and a learning rate
+# written as in Python, JSON or YAML 1.2 would be refused. Exponent floats without a dot are floats here.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def load_unique(text: str) -> Any:
@@ -123,7 +130,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], where: str = "--
             if not isinstance(node, dict):
                 raise ConfigError(f"{where}: {key}: {part} is not a mapping")
         try:
-            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+            node[parts[-1]] = load_unique(raw) if raw != "" else None
         except yaml.YAMLError:
             node[parts[-1]] = raw
     return data

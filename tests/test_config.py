@@ -66,6 +66,18 @@ def test_overrides_are_parsed_as_yaml_and_nest() -> None:
         apply_overrides({}, ["novalue"])
 
 
+def test_exponent_floats_without_a_dot_are_floats_in_jobs_spaces_and_overrides(tmp_path: Path) -> None:
+    # PyYAML alone reads 1e-3 as the string "1e-3": a learning rate written as in Python would be refused.
+    assert yaml.safe_load("x: 1e-3") == {"x": "1e-3"}
+    job_path = _write(tmp_path, "name: j\nsearchspace: space.yaml\ntrial: {learning_rate: 3e-4}\n")
+    (tmp_path / "space.yaml").write_text("learning_rate: {low: 1e-5, high: 2E-2, log: true}\n")
+    job, space_path = load_job_config(job_path, ["time_budget_s=6e2"])
+    assert job.trial.learning_rate == 3e-4 and job.time_budget_s == 600.0
+    param = next(p for p in load_searchspace(space_path).params if p.name == "learning_rate")
+    assert (param.low, param.high) == (1e-5, 2e-2)
+    assert apply_overrides({}, ["a=-1e-2", "b=1e3x", "c=7"]) == {"a": -0.01, "b": "1e3x", "c": 7}
+
+
 def test_trial_config_defaults_are_valid_and_ints_accepted_for_floats() -> None:
     TrialConfig().validate("defaults")
     config = trial_from_dict({"aug_strength": 0}, "defaults")
