@@ -11,8 +11,11 @@ def configure_tensorflow(precision: str, seed: int, threads: int = 0) -> list[st
 
     Memory growth lets several trials share one GPU (fractional GPU requests) instead of the first
     trial grabbing all of its memory. It can only be set before TF initialises the GPU; a trial
-    process that already did (a reused Ray worker) keeps its earlier setting.
+    process that already did (a reused Ray worker) keeps its earlier setting, as it keeps its threads.
     """
+    # A reused worker drops the previous trial's Keras state (its models' memory, its layer-name counters,
+    # its policy) first: the trial builds the model a fresh process would, down to its layer names.
+    keras.backend.clear_session()
     if threads > 0:  # trials sharing a node must not each start one thread per core
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)

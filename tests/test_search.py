@@ -55,6 +55,8 @@ def test_search_writes_every_trial_and_asha_stops_some(tiny_experiment: Path) ->
         row = table[table["trial_id"] == rows[-1]["trial_id"]].iloc[0]
         assert rows[-1]["best_val_dice"] == max(r["val_dice"] for r in rows) == row["best_val_dice"]
     assert (table["wall_s"] > 0).all() and (table["cpu_hours"] > 0).all()
+    # A finished trial's process takes the next trial (6 trials on 2 slots): no new process, no new import.
+    assert len({_results(trial)[0]["pid"] for trial in trials}) < 6
     for trial_id in table["trial_id"]:
         test = json.loads((tiny_experiment / "polyp_ray" / "trials" / trial_id / "test_metrics.json").read_text())
         assert test["summary"]["n_images"] == 12 == len(test["per_image"])

@@ -157,3 +157,14 @@ def test_a_trial_trains_under_mixed_precision(tmp_path: Path, precision: str) ->
         assert result.test is not None and result.test["summary"]["n_images"] == 6
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_trial_in_a_reused_process_trains_as_in_a_fresh_one(tmp_path: Path) -> None:
+    # Searches reuse a finished trial's process for the next trial (tuning/tuner.py): nothing of the earlier
+    # trial (its precision, its seeds' progress, its Keras state) may change what the next one learns.
+    first = run_trial(_config(tmp_path / "a", evaluate_test=False), Recorder(tmp_path / "a"))
+    run_trial(_config(tmp_path / "b", precision="mixed_float16", seed=5, evaluate_test=False), Recorder(tmp_path / "b"))
+    again = run_trial(_config(tmp_path / "c", evaluate_test=False), Recorder(tmp_path / "c"))
+    assert again.model is not None and again.model.get_layer("enc1_a_conv").compute_dtype == "float32"
+    assert [r["loss"] for r in again.history] == pytest.approx([r["loss"] for r in first.history], rel=1e-5)
+    assert [r["val_dice"] for r in again.history] == pytest.approx([r["val_dice"] for r in first.history], abs=1e-5)
