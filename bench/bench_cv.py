@@ -117,7 +117,7 @@ def _run(out: Path, args: argparse.Namespace) -> Path:
     marks: dict[str, float] = {}
     t0 = time.perf_counter()
     print(f"search: {' '.join(cmd)}\n  log: {out / 'search.log'}", flush=True)
-    with open(out / "search.log", "w") as log:
+    with open(out / "search.log", "w", buffering=1) as log:  # line-buffered: the log can be watched
         proc = subprocess.Popen(cmd, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         for line in proc.stdout:
