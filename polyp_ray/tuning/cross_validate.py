@@ -67,6 +67,9 @@ def cross_validate(table: pd.DataFrame, job: JobConfig, described: Described, fo
         test = data[0][config.image_size].splits["test"]
         entries.append(config_entry(trial_id, validation, [s for s, _ in results], [p for _, p in results],
                                     test, config.threshold))
+        # Minutes can pass between configurations on a small machine: say each as it is done.
+        print(f"cross-validation: {len(entries)}/{len(top)} trial {trial_id}: fold mean "
+              f"{entries[-1]['mean']:.4f} (validation {validation:.4f})", flush=True)
     body = cross_validation_body(entries, folds, job.metric, job.mode, described.info.split_seed)
     write_json(layout.cross_validation, body)
     print("\n".join(console_lines(body)), flush=True)

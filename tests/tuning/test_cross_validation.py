@@ -37,6 +37,7 @@ def test_a_cross_validation_run_reports_fold_means_and_a_winner_that_can_change(
     split = json.loads((ours / "dataset.json").read_text())["split"]
     assert sorted(held[0] + held[1]) == sorted(split["train"] + split["val"]) and not set(held[0]) & set(held[1])
     assert "The winner by fold mean is" in console
+    assert "cross-validation: 1/2 trial" in console and "cross-validation: 2/2 trial" in console  # its progress
     # Each checkpoint's per-image validation scores: their mean is the trial's validation score.
     first = json.loads((ours / "trials" / body["validation_pick"] / "test_metrics.json").read_text())
     assert np.mean(first["val_per_image"]["dice"]) == pytest.approx(trials["best_val_dice"].iloc[0], abs=1e-3)
