@@ -103,6 +103,17 @@ def search_command(*args: str) -> list[str]:
 
 EXTERNAL_PAIRS = 12  # the tiny search's external test set
 
+# The space of the strategy searches and the markup-named one: two trials of it train in seconds.
+SMALL_SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n"
+               "batch_size: {choices: [4, 8]}\nlearning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+
+CONSOLE = "console.txt"  # a shared search's console, beside its experiments folder: what its user saw
+
+
+def console_of(experiment: Path) -> str:
+    """What the user of a shared search (a session fixture) saw on its console."""
+    return (experiment.parents[1] / CONSOLE).read_text()
+
 DEAD_CLUSTER = "127.0.0.1:9\n"  # what ray_current_cluster holds after a cluster died long ago
 
 KVASIR_SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4, 8]}\nimage_size: {choices: [64]}\n"
@@ -160,19 +171,11 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Pat
     proc = subprocess.run(search_command("--job", str(job), "--name", "tiny-run"), cwd=folder, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (folder / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
+    (folder / CONSOLE).write_text(proc.stdout + proc.stderr)
     return folder / "experiments" / "tiny-run"
 
 
-XSS_SPACE = """\
-model: {choices: [unet]}
-base_width: {choices: [4]}
-image_size: {choices: [32]}
-batch_size: {choices: [4]}
-learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}
-"""
 XSS_SPLIT = {"val_fraction": 0.25, "test_fraction": 0.25}
-CONSOLE = "console.txt"  # beside a shared search's experiments folder: what its user saw
 
 
 @pytest.fixture(scope="session")
@@ -192,7 +195,7 @@ def xss_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path
     stems = [f"p{i:02d}" for i in range(23)] + [HOSTILE]
     for i, stem in enumerate(stems):
         write_pair(data, "images", "masks", stem, seed=i)
-    (folder / "space.yaml").write_text(XSS_SPACE)
+    (folder / "space.yaml").write_text(SMALL_SPACE)
     job = {"name": HOSTILE, "searchspace": "space.yaml", "storage_path": str(folder / "experiments"),
            "num_samples": 2, "grace_period": 1, "max_concurrent": 2, "ensemble_k": 1, "tta": False,
            "scheduler": "median", "median": {"min_samples_required": 1}, "sampler": "cmaes",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEAD_CLUSTER
+from tests.conftest import DEAD_CLUSTER, console_of
 from tests.console import tf_cpp_lines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +149,7 @@ def test_without_address_a_search_starts_its_own_ray_despite_a_dead_cluster(tiny
     ray_tmp = Path((folder / "ray_tmpdir.txt").read_text())
     assert (ray_tmp / "ray" / "ray_current_cluster").read_text() == DEAD_CLUSTER
     assert list((ray_tmp / "ray").glob("session_2*")), "the search's Ray did not run under that RAY_TMPDIR"
-    console = (folder / "console.txt").read_text()
+    console = console_of(tiny_experiment)
     assert "Started a local Ray instance" in console and "Connecting to existing Ray cluster" not in console
     assert (tiny_experiment / "polyp_ray" / "trials.csv").exists()
 

@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.kvasir, pytest.mark.slow]
 def test_debug_trial_on_kvasir_beats_an_all_background_predictor(kvasir: Path, tmp_path: Path) -> None:
     out = tmp_path / "debug"
     proc = subprocess.run(
-        # 64 px (the default job's size): it learns as surely in 2 epochs (test Dice 0.46 when measured) at a
-        # quarter of 128 px's cost per image.
+        # 64 px (the smaller size the default search samples): it learns as surely in 2 epochs (test Dice 0.46
+        # when measured) at a quarter of 128 px's cost per image.
         search_command("--debug", "--set", f"data.path={kvasir}", "--set", "image_size=64", "--set", "base_width=4",
                        "--set", "epochs=2", "--set", f"output_dir={out}"),
         cwd=tmp_path, capture_output=True, text=True, timeout=900,

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import search_command, write_job
+from tests.conftest import console_of, search_command, write_job
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def test_search_writes_every_trial_and_asha_stops_some(tiny_experiment: Path) ->
 
 
 def test_the_console_shows_the_search_not_tensorflows_start_up(tiny_experiment: Path) -> None:
-    console = (tiny_experiment.parent.parent / "console.txt").read_text()
+    console = console_of(tiny_experiment)
     assert "Trial status" in console and "report: " in console  # Tune's progress table, where the report is
     for line in ("cuInit", "oneDNN custom operations", "cudart_stub", "absl::InitializeLog"):
         assert line not in console, f"TensorFlow's start-up line on the console: {line}"

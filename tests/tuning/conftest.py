@@ -11,11 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import CONSOLE, search_command, write_job
-
-# The small space of the strategy searches: two trials of it train in seconds.
-SPACE = ("model: {choices: [unet]}\nbase_width: {choices: [4]}\nimage_size: {choices: [32]}\n"
-         "batch_size: {choices: [4, 8]}\nlearning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+from tests.conftest import CONSOLE, SMALL_SPACE, search_command, write_job
 
 
 def run_search(folder: Path, job: Path, name: str) -> subprocess.CompletedProcess:
@@ -35,7 +31,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) ->
     """Two trials of two epochs under FIFO with multivariate TPE (that strategy's tiny search), the MLflow
     callback on (its default local store), then cross_validation on 2 folds of the top 2, and the report."""
     folder = tmp_path_factory.mktemp("integrations")
-    job = write_job(folder, "integ", folder / "experiments", space=SPACE, num_samples=2, epochs=2, grace_period=2,
+    job = write_job(folder, "integ", folder / "experiments", space=SMALL_SPACE, num_samples=2, epochs=2, grace_period=2,
                     callbacks=["mlflow"], data={"synthetic_count": 24}, cross_validation={"folds": 2, "top_k": 2},
                     ensemble_k=1, tta=False, scheduler="fifo", sampler="tpe", multivariate=True, n_startup_trials=1)
     proc = subprocess.run(search_command("--job", str(job), "--name", "integ-run"), cwd=folder,

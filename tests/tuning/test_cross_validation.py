@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import CONSOLE
+from tests.conftest import console_of
 from tests.tuning.test_strategy_searches import assert_strategy_ran
 
 
 @pytest.mark.slow
 def test_a_cross_validation_run_reports_fold_means_and_a_winner_that_can_change(experiment: Path) -> None:
-    console = (experiment.parents[1] / CONSOLE).read_text()
+    console = console_of(experiment)
     assert_strategy_ran(experiment, console, "fifo", "tpe")
     ours = experiment / "polyp_ray"
     trials = pd.read_csv(ours / "trials.csv")

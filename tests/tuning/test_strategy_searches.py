@@ -15,13 +15,12 @@ import pandas as pd
 import pytest
 
 from polyp_ray.strategy_config import NOT_STARTED
-from tests.conftest import CONSOLE, search_command, write_job
-from tests.tuning.conftest import SPACE
+from tests.conftest import SMALL_SPACE, console_of, search_command, write_job
 
 
 def _search(tmp_path: Path, name: str, **keys: object) -> tuple[Path, str]:
     keys = {"ensemble_k": 1, "tta": False, **keys}  # the winner alone scored after the search: less to wait for
-    job = write_job(tmp_path, name, tmp_path / "exp", space=SPACE, data={"synthetic_count": 24}, **keys)
+    job = write_job(tmp_path, name, tmp_path / "exp", space=SMALL_SPACE, data={"synthetic_count": 24}, **keys)
     proc = subprocess.run(search_command("--job", str(job), "--name", name), cwd=tmp_path, capture_output=True,
                           text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -50,7 +49,7 @@ def test_pbt_with_qmc_runs_a_tiny_search_to_its_report(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_median_stopping_with_cmaes_runs_a_tiny_search_to_its_report(xss_experiment: Path) -> None:
-    assert_strategy_ran(xss_experiment, (xss_experiment.parents[1] / CONSOLE).read_text(), "median", "cmaes")
+    assert_strategy_ran(xss_experiment, console_of(xss_experiment), "median", "cmaes")
 
 
 @pytest.mark.slow

@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import write_job
-from tests.tuning.conftest import SPACE, run_search, study_of
+from tests.conftest import SMALL_SPACE, write_job
+from tests.tuning.conftest import run_search, study_of
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def postgres() -> Iterator[str]:
 
 def test_a_warm_started_search_keeps_its_study_in_a_team_postgresql(postgres: str, experiment: Path,
                                                                      tmp_path: Path) -> None:
-    wider = SPACE.replace("low: 1.0e-3", "low: 1.0e-4")  # widen a range: the earlier points stay valid
+    wider = SMALL_SPACE.replace("low: 1.0e-3", "low: 1.0e-4")  # widen a range: the earlier points stay valid
     job = write_job(tmp_path, "warm", tmp_path / "experiments", space=wider, num_samples=1, epochs=2,
                     grace_period=2, warm_start=str(experiment), optuna_storage=postgres, data={"synthetic_count": 24},
                     ensemble_k=1, tta=False)
