@@ -19,12 +19,13 @@ from polyp_ray.typed_yaml import from_mapping, read_yaml
 
 OURS = "polyp_ray"  # our subfolder of the experiment folder, beside Tune's
 TRIALS, BEST, ENSEMBLE, PREDICTIONS, MLRUNS = "trials", "best", "ensemble", "predictions", "mlruns"
-FOLDERS = (OURS, TRIALS, BEST, ENSEMBLE, PREDICTIONS, MLRUNS)  # the folder names only this module spells
+GALLERY = "gallery"
+FOLDERS = (OURS, TRIALS, BEST, ENSEMBLE, PREDICTIONS, MLRUNS, GALLERY)  # the folder names only this module spells
 JOB, SPACE, COMMAND = "job.yaml", "searchspace.yaml", "command.txt"
 DATASET, ENVIRONMENT, TRIALS_TABLE = "dataset.json", "environment.json", "trials.csv"
 OPTUNA_DB, OPTUNA_RECORD, MLFLOW_DB = "optuna.db", "optuna.json", "mlflow.db"
 REPORT, GENERALISATION, ENSEMBLE_MANIFEST = "report.html", "generalisation.json", "ensemble.json"
-CROSS_VALIDATION = "cross_validation.json"
+CROSS_VALIDATION, GALLERY_INDEX = "cross_validation.json", "gallery.json"
 MODEL, TRIAL_CONFIG, TEST_METRICS = "model.keras", "trial_config.json", "test_metrics.json"
 HISTORY, DEBUG_BEST = "history.json", "best.keras"
 # Tune's per-trial files the report reads (mirrored from a storage URI); checkpoints stay in storage.
@@ -76,6 +77,20 @@ def read_trial_config(path: Path) -> TrialConfig:
     except (OSError, ValueError) as err:
         raise ConfigError(f"{path}: not valid JSON ({err})") from None
     return trial_from_dict(body, str(path))
+
+
+@dataclass(frozen=True)
+class GalleryFiles:
+    """The winner's gallery (polyp_ray/gallery.py): numbered strips and their index."""
+
+    folder: Path
+
+    @property
+    def index(self) -> Path:
+        return self.folder / GALLERY_INDEX
+
+    def strip(self, number: int) -> Path:  # numbered, not named by stem: a stem may be any string
+        return self.folder / f"{number:02d}.png"
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,10 @@ class ExperimentLayout:
     @property
     def best_config(self) -> Path:
         return self.ours / BEST / TRIAL_CONFIG
+
+    @property
+    def gallery(self) -> GalleryFiles:
+        return GalleryFiles(self.ours / BEST / GALLERY)
 
     @property
     def ensemble(self) -> Path:  # the top-k members, for predict --ensemble

@@ -182,6 +182,10 @@ def _compile(model: keras.Model, config: TrialConfig, steps: int, offset: int = 
     """Adam with cosine decay over the whole run, as the notebook (which decayed per epoch)."""
     model.compile(optimizer=cosine_adam(config.learning_rate, config.epochs * steps, offset),
                   loss=get_loss(config.loss))
+    # Adam's slots made now, not by the first traced train step: Keras (TF backend, no distribution
+    # strategy) defers them to that trace, and a tf.function that creates variables is traced a second
+    # time. Measured on a 32-px U-Net (2-core EPYC): the first epoch 7.0 s -> 3.7 s, on every trial.
+    model.optimizer.build(model.trainable_variables)
 
 
 def unfreeze_encoder(model: keras.Model, config: TrialConfig, steps: int) -> None:

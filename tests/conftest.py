@@ -19,6 +19,28 @@ REPO = Path(__file__).resolve().parents[1]
 KVASIR = Path(os.environ.get("POLYP_RAY_KVASIR", REPO.parent / "shared" / "data" / "Kvasir-SEG"))
 
 
+# The searches several test files share (session fixtures: each is made once per pytest-xdist worker that
+# asks for it, and each costs the suite a minute). pyproject.toml runs the suite on 2 workers.
+SHARED_SEARCHES = {"tiny_experiment", "kvasir_experiment", "xss_experiment", "experiment"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each test on the worker that holds what it needs: the tests of each shared search together (no
+    test uses two), and each other file's tests together (its module fixtures are then made once)."""
+    for item in items:
+        uses = sorted(SHARED_SEARCHES & set(getattr(item, "fixturenames", ())))
+        item.add_marker(pytest.mark.xdist_group(uses[0] if uses else item.nodeid.split("::")[0]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A worker whose tests lost their groups would make every shared search once per worker: say so."""
+    items = session.items
+    if getattr(session.config.option, "loadgroup", False) and items and "@" not in items[0].nodeid:
+        raise pytest.UsageError("pytest-xdist's --dist loadgroup did not reach this pytest (its groups are not in "
+                                "the test ids): install pytest<9.2 as pyproject.toml's test extra says, or run -n 0")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Caches go to a temporary folder: never the user's home, never the read-only ../shared."""
@@ -182,8 +204,8 @@ XSS_SPLIT = {"val_fraction": 0.25, "test_fraction": 0.25}
 def xss_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
     """A search over 24 pairs whose job name, dataset folder and one test image are named like markup
     (HOSTILE, legal on Linux): it writes every place a name reaches (the title, the job, the dataset root,
-    the plots and the gallery), tests/report/test_xss.py. Its 2 trials of 2 epochs run under median stopping
-    with CMA-ES: it is also that strategy's tiny search (tests/tuning/test_strategy_searches.py)."""
+    the plots and the gallery), tests/report/test_xss.py. Its 2 trials of 2 epochs run under PBT (an exploit
+    after each epoch) with QMC: it is also that strategy's tiny search (tests/tuning/test_strategy_searches.py)."""
     import subprocess
 
     import yaml
@@ -198,7 +220,7 @@ def xss_experiment(tmp_path_factory: pytest.TempPathFactory, private_cache: Path
     (folder / "space.yaml").write_text(SMALL_SPACE)
     job = {"name": HOSTILE, "searchspace": "space.yaml", "storage_path": str(folder / "experiments"),
            "num_samples": 2, "grace_period": 1, "max_concurrent": 2, "ensemble_k": 1, "tta": False,
-           "scheduler": "median", "median": {"min_samples_required": 1}, "sampler": "cmaes",
+           "scheduler": "pbt", "pbt": {"perturbation_interval": 1, "quantile_fraction": 0.5}, "sampler": "qmc",
            "data": {"path": str(data), **XSS_SPLIT, "split_seed": _seed_putting_in_test(stems, HOSTILE)},
            "trial": {"epochs": 2, "num_predictions": 2}}
     (folder / "job.yaml").write_text(yaml.safe_dump(job))

@@ -19,10 +19,12 @@ pytestmark = [pytest.mark.kvasir, pytest.mark.slow]
 def test_debug_trial_on_kvasir_beats_an_all_background_predictor(kvasir: Path, tmp_path: Path) -> None:
     out = tmp_path / "debug"
     proc = subprocess.run(
-        # 64 px (the smaller size the default search samples): it learns as surely in 2 epochs (test Dice 0.46
-        # when measured) at a quarter of 128 px's cost per image.
-        search_command("--debug", "--set", f"data.path={kvasir}", "--set", "image_size=64", "--set", "base_width=4",
-                       "--set", "epochs=2", "--set", f"output_dir={out}"),
+        # 64 px (the smaller size the default search samples) on 300 of the pairs, at the learning rate the
+        # Kvasir search below finds good: it learns in 2 epochs (test Dice 0.37 when measured, 21 s in all;
+        # 0.46 on all 1000 pairs at the default rate, in twice the time).
+        search_command("--debug", "--set", f"data.path={kvasir}", "--set", "data.limit=300", "--set", "image_size=64",
+                       "--set", "base_width=4", "--set", "learning_rate=3e-3", "--set", "epochs=2",
+                       "--set", f"output_dir={out}"),
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -30,7 +32,7 @@ def test_debug_trial_on_kvasir_beats_an_all_background_predictor(kvasir: Path, t
     assert len(epoch_seconds) == 2 and all(float(s) > 0 for s in epoch_seconds)
     test = json.loads((out / "test_metrics.json").read_text())
     # An all-background predictor scores 0 on every image (each Kvasir frame holds a polyp).
-    assert test["summary"]["n_images"] == 200  # the default job keeps 20% for testing
+    assert test["summary"]["n_images"] == 60  # the default job keeps 20% for testing
     assert test["summary"]["dice"] > 0.3, test["summary"]
 
 

@@ -21,7 +21,7 @@ FLOORS = [
     ("polyp_ray.config", "polyp_ray.strategy_config", "polyp_ray.experiment", "polyp_ray.searchspace",
      "polyp_ray.pretrained", "polyp_ray.data"),
     ("polyp_ray.evaluation", "polyp_ray.ensemble", "polyp_ray.set_scores", "polyp_ray.generalisation",
-     "polyp_ray.cross_validation", "polyp_ray.trial_state"),
+     "polyp_ray.gallery", "polyp_ray.cross_validation", "polyp_ray.trial_state"),
     ("polyp_ray.trial",),
     ("polyp_ray.storage", "polyp_ray.tuning"),
     ("polyp_ray.search", "polyp_ray.report", "polyp_ray.predict", "polyp_ray.export", "polyp_ray",

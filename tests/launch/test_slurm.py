@@ -90,7 +90,9 @@ def assert_no_ray_left(slurm: SlurmCluster, folder: Path, job_id: str) -> None:
 
 
 def ray_status_finds_nothing(slurm: SlurmCluster, addresses: list[str]) -> None:
-    env = {**slurm.env, "RAY_gcs_rpc_server_reconnect_timeout_s": "3"}  # Ray's default waits 60 s
+    # Ray's defaults wait 5 s to connect, then 60 s for a GCS to come back: a live GCS on 127.0.0.1 answers
+    # in milliseconds.
+    env = {**slurm.env, "RAY_gcs_rpc_server_connect_timeout_s": "2", "RAY_gcs_rpc_server_reconnect_timeout_s": "2"}
     procs = [subprocess.Popen([RAY, "status", f"--address={address}"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for address in addresses]
     for address, proc in zip(addresses, procs, strict=True):

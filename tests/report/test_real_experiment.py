@@ -1,14 +1,17 @@
-"""The report of the shared tiny search (no browser): the search wrote its own report, the gallery was
-predicted by the best model, the figures carry what the files say."""
+"""The report of the shared tiny search (no browser): the search wrote its own report and its gallery,
+the figures carry what the files say."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from polyp_ray.experiment import ExperimentLayout
+from polyp_ray.gallery import read_gallery
 from polyp_ray.report.experiment import load_experiment
 from polyp_ray.report.gallery import build_gallery
 
@@ -29,13 +32,29 @@ def test_experiment_folder_is_read_completely(tiny_experiment: Path) -> None:
     assert exp.best_trial_id == table.sort_values("best_val_dice", ascending=False)["trial_id"].iloc[0]
 
 
-def test_gallery_is_predicted_by_the_best_model_and_matches_the_evaluation(tiny_experiment: Path) -> None:
+def test_the_search_renders_the_gallery_the_best_model_would(tiny_experiment: Path, tmp_path: Path) -> None:
+    """The search wrote the winner's gallery (the report starts no TensorFlow); an experiment without it
+    gets the same gallery from the best model, predicted by the report."""
     exp = load_experiment(tiny_experiment)
-    gallery = build_gallery(exp)
-    assert not gallery.notes and gallery.trial_id == exp.best_trial_id
-    scores = exp.per_image(gallery.trial_id)
-    assert [c.stem for c in gallery.cases] == sorted(scores, key=lambda s: (scores[s], s))  # 12 < 12 + 4
-    assert all(c.png.startswith(b"\x89PNG") for c in gallery.cases)
+    rendered = build_gallery(exp)
+    assert not rendered.notes and rendered.trial_id == exp.best_trial_id
+    assert read_gallery(exp.layout.gallery, rendered.trial_id) == rendered.cases
+    scores = exp.per_image(rendered.trial_id)
+    assert [c.stem for c in rendered.cases] == sorted(scores, key=lambda s: (scores[s], s))  # 12 < 12 + 4
+    assert [c.dice for c in rendered.cases] == [scores[c.stem] for c in rendered.cases]
+    assert all(c.png.startswith(b"\x89PNG") for c in rendered.cases)
+
+    older = tmp_path / "older"  # the experiment as a search before the gallery was saved left it
+    shutil.copytree(tiny_experiment / "polyp_ray", older / "polyp_ray", ignore=shutil.ignore_patterns("*.keras"))
+    shutil.copyfile(exp.layout.best_model, older / "polyp_ray" / "best" / "model.keras")
+    for trial in tiny_experiment.glob("tune_trial_*"):
+        shutil.copytree(trial, older / trial.name, ignore=shutil.ignore_patterns("checkpoint_*"))
+    shutil.rmtree(ExperimentLayout(older).gallery.folder)
+    predicted = build_gallery(load_experiment(older))
+    assert not predicted.notes
+    assert [(c.stem, c.group, c.dice) for c in predicted.cases] == [(c.stem, c.group, c.dice) for c in rendered.cases]
+    same = sum(a.png == b.png for a, b in zip(predicted.cases, rendered.cases, strict=True))
+    assert same >= len(rendered.cases) - 1, f"{same} of {len(rendered.cases)} strips alike"
 
 
 def test_page_marks_the_asha_rungs_and_the_best_trial(tiny_report: Path, tiny_experiment: Path) -> None:

@@ -9,16 +9,31 @@ import subprocess
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 
+from polyp_ray.strategy_config import NOT_STARTED
 from tests.conftest import CONSOLE, SMALL_SPACE, search_command, write_job
 
 
-def run_search(folder: Path, job: Path, name: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(search_command("--job", str(job), "--name", name, "--no-report"), cwd=folder,
-                          capture_output=True, text=True, timeout=900)
+def run_search(folder: Path, job: Path, name: str, report: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run(search_command("--job", str(job), "--name", name, *([] if report else ["--no-report"])),
+                          cwd=folder, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def assert_strategy_ran(experiment: Path, console: str, scheduler: str, sampler: str, trials: int | None = 2) -> None:
+    """Said on the console, recorded in strategy.json and the report, and every result trained (all
+    ``trials`` of them, where the search had no time budget to end it early)."""
+    assert f"strategy: scheduler {scheduler}, sampler {sampler}" in console
+    assert json.loads((experiment / "polyp_ray" / "strategy.json").read_text())["scheduler"] == scheduler
+    table = pd.read_csv(experiment / "polyp_ray" / "trials.csv")
+    results = table[table["status"] != NOT_STARTED]
+    assert trials is None or len(table) == trials
+    assert len(results) >= 1 and (results["epochs_run"] >= 1).all() and results["best_val_dice"].notna().all()
+    report = (experiment / "polyp_ray" / "report.html").read_text()
+    assert f"scheduler <b>{scheduler}</b>, sampler <b>{sampler}</b>" in report
 
 
 def study_of(experiment: Path) -> optuna.Study:

@@ -1,13 +1,12 @@
 """Each scheduler and sampler runs a tiny real search to its report, and a search under time_budget_s lists
 no untrained trial among its results. Searches are the suite's dearest tests, so each strategy rides on a
-search the suite runs anyway where it can: asha + tpe is the shared tiny search (tests/conftest.py), fifo +
-multivariate tpe the search of tests/tuning/conftest.py (checked in test_cross_validation.py), median +
-cmaes the search whose names are markup (tests/conftest.py's xss_experiment), hyperband + random the
-time-budget search here; pbt + qmc has its own."""
+search the suite runs anyway: asha + tpe is the shared tiny search (tests/conftest.py), fifo + multivariate
+tpe the search of tests/tuning/conftest.py (checked in test_cross_validation.py), pbt + qmc the search whose
+names are markup (tests/conftest.py's xss_experiment), median + cmaes the warm-started search of
+test_study_storage.py, hyperband + random the time-budget search here."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from polyp_ray.strategy_config import NOT_STARTED
 from tests.conftest import SMALL_SPACE, console_of, search_command, write_job
+from tests.tuning.conftest import assert_strategy_ran
 
 
 def _search(tmp_path: Path, name: str, **keys: object) -> tuple[Path, str]:
@@ -27,29 +27,9 @@ def _search(tmp_path: Path, name: str, **keys: object) -> tuple[Path, str]:
     return tmp_path / "exp" / name, proc.stdout
 
 
-def assert_strategy_ran(experiment: Path, console: str, scheduler: str, sampler: str, trials: int | None = 2) -> None:
-    """Said on the console, recorded in strategy.json and the report, and every result trained (all
-    ``trials`` of them, where the search had no time budget to end it early)."""
-    assert f"strategy: scheduler {scheduler}, sampler {sampler}" in console
-    assert json.loads((experiment / "polyp_ray" / "strategy.json").read_text())["scheduler"] == scheduler
-    table = pd.read_csv(experiment / "polyp_ray" / "trials.csv")
-    results = table[table["status"] != NOT_STARTED]
-    assert trials is None or len(table) == trials
-    assert len(results) >= 1 and (results["epochs_run"] >= 1).all() and results["best_val_dice"].notna().all()
-    report = (experiment / "polyp_ray" / "report.html").read_text()
-    assert f"scheduler <b>{scheduler}</b>, sampler <b>{sampler}</b>" in report
-
-
 @pytest.mark.slow
-def test_pbt_with_qmc_runs_a_tiny_search_to_its_report(tmp_path: Path) -> None:
-    experiment, console = _search(tmp_path, "pbt-qmc", num_samples=2, epochs=2, grace_period=1, scheduler="pbt",
-                                  sampler="qmc", pbt={"perturbation_interval": 1, "quantile_fraction": 0.5})
-    assert_strategy_ran(experiment, console, "pbt", "qmc")
-
-
-@pytest.mark.slow
-def test_median_stopping_with_cmaes_runs_a_tiny_search_to_its_report(xss_experiment: Path) -> None:
-    assert_strategy_ran(xss_experiment, console_of(xss_experiment), "median", "cmaes")
+def test_pbt_with_qmc_runs_a_tiny_search_to_its_report(xss_experiment: Path) -> None:
+    assert_strategy_ran(xss_experiment, console_of(xss_experiment), "pbt", "qmc")
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """A team PostgreSQL server (``optuna_storage``) that the test starts on 127.0.0.1 holds a search's study,
 the search warm-started from an earlier experiment's study (tests/tuning/conftest.py): one search for
-both. (The study file of a SIGKILLed and resumed search is checked in tests/test_search.py.)"""
+both, and for median stopping with CMA-ES. (The study file of a SIGKILLed and resumed search is checked
+in tests/test_search.py.)"""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import SMALL_SPACE, write_job
-from tests.tuning.conftest import run_search, study_of
+from tests.tuning.conftest import assert_strategy_ran, run_search, study_of
 
 pytestmark = pytest.mark.slow
 
@@ -89,12 +90,14 @@ def postgres() -> Iterator[str]:
 def test_a_warm_started_search_keeps_its_study_in_a_team_postgresql(postgres: str, experiment: Path,
                                                                      tmp_path: Path) -> None:
     wider = SMALL_SPACE.replace("low: 1.0e-3", "low: 1.0e-4")  # widen a range: the earlier points stay valid
+    # Under median stopping with CMA-ES: this is also that strategy's tiny search (test_strategy_searches.py).
     job = write_job(tmp_path, "warm", tmp_path / "experiments", space=wider, num_samples=1, epochs=2,
                     grace_period=2, warm_start=str(experiment), optuna_storage=postgres, data={"synthetic_count": 24},
-                    ensemble_k=1, tta=False)
-    proc = run_search(tmp_path, job, "warm-run")
+                    ensemble_k=1, tta=False, scheduler="median", median={"min_samples_required": 1}, sampler="cmaes")
+    proc = run_search(tmp_path, job, "warm-run", report=True)
     assert "warm start: 2 finished trials of study 'integ-run'" in proc.stdout
     warm = tmp_path / "experiments" / "warm-run"
+    assert_strategy_ran(warm, proc.stdout, "median", "cmaes", trials=1)
     # The study is in PostgreSQL (the experiment records where), none beside the results.
     assert not (warm / "polyp_ray" / "optuna.db").exists()
     assert json.loads((warm / "polyp_ray" / "optuna.json").read_text())["storage"] == postgres
