@@ -184,7 +184,7 @@ def _compile(model: keras.Model, config: TrialConfig, steps: int, offset: int = 
                   loss=get_loss(config.loss))
     # Adam's slots made now, not by the first traced train step: Keras (TF backend, no distribution
     # strategy) defers them to that trace, and a tf.function that creates variables is traced a second
-    # time. Measured on a 32-px U-Net (2-core EPYC): the first epoch 7.0 s -> 3.7 s, on every trial.
+    # time: a trial's first epoch 1.9-2.2x shorter, 4-10 s at the search sizes (bench/bench_first_epoch.py).
     model.optimizer.build(model.trainable_variables)
 
 
