@@ -1,7 +1,8 @@
 """Typed configuration: one trial, one dataset, one search job; loaded from YAML and checked at the edge.
 
 Every loader rejects unknown keys and wrong types with a one-line ``ConfigError`` that names the file
-and the dotted key, so no half-valid dict travels further into the program."""
+and the dotted key, so no half-valid dict travels further into the program.
+"""
 
 from __future__ import annotations
 

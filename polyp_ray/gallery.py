@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from polyp_ray.evaluation import write_json
 from polyp_ray.experiment import GalleryFiles
 
 WORST, BEST = 12, 4
@@ -87,9 +88,7 @@ def write_gallery(files: GalleryFiles, trial_id: str, cases: list[Case]) -> None
     for number, item in enumerate(cases):
         files.strip(number).write_bytes(item.png)
         listed.append({**{k: v for k, v in asdict(item).items() if k != "png"}, "file": files.strip(number).name})
-    tmp = files.index.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"trial_id": trial_id, "cases": listed}, indent=1))
-    tmp.replace(files.index)
+    write_json(files.index, {"trial_id": trial_id, "cases": listed})
 
 
 def read_gallery(files: GalleryFiles, trial_id: str) -> list[Case] | None:
