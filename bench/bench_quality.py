@@ -5,7 +5,7 @@
 Both run on Kvasir-SEG (all 1000 pairs, one fixed split: 70/15/15, split seed 0, near-duplicates
 grouped) and are scored by the original-resolution protocol:
 
-  * search: ``python -m polyp_ray.search`` with the space below, ASHA, TPE (10 random start-up trials,
+  * search: ``python -m polyp_ray.search`` with the space below, ASHA, TPE (its start-up sized to the budget,
     no seeded points), 2 trials at a time on 1 core each, stopped by ``time_budget_s``; CVC-ClinicDB is
     its external test set, so the search's own generalisation step scores the winner, the family bests
     and the top-3 ensemble (with flip TTA) on test and on CVC-ClinicDB;
@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import REPO_ROOT, TreeOthersMeter, default_kvasir_dir, machine_line, use_bench_cache  # noqa: E402
+from polyp_ray.experiment import ExperimentLayout, TrialFiles  # noqa: E402
 
 SPACE = """\
 model: {choices: [unet, encoder_decoder]}
@@ -43,7 +44,6 @@ loss: {choices: [bce_dice, dice]}
 NOTEBOOK = {"model": "unet", "encoder": "conv", "base_width": 64, "image_size": 128, "batch_size": 4,
             "aug_strength": 0.5, "learning_rate": 1.0e-3, "loss": "bce_dice", "precision": "float32", "epochs": 10}
 EXTERNAL = "cvc-clinicdb"
-STARTUP = 10  # TPE's random start-up trials at this num_samples (polyp_ray/tuning/study.py)
 
 
 def default_external() -> str:
@@ -94,7 +94,7 @@ def _write_job(folder: Path, name: str, body: dict, space: str) -> Path:
 
 def _search(out: Path, data: dict, args: argparse.Namespace) -> Path:
     experiment = out / "search" / "experiments" / "quality"
-    if (experiment / "polyp_ray" / "generalisation.json").exists():
+    if ExperimentLayout(experiment).generalisation.exists():
         print(f"search: done earlier ({experiment})", flush=True)
         return experiment
     folder = out / "search"
@@ -137,27 +137,29 @@ def _score_external(run: Path, data: dict) -> None:
     config = DataConfig(**data)
     external = external_sets(config)[EXTERNAL]
     split = external_split(external, NOTEBOOK["image_size"], config)
-    model = load_model(run / "best.keras")
+    model = load_model(TrialFiles(run).best_model)
     body = {tta: score_split(member_probs(model, split.images, tta), split, 0.5) for tta in (False, True)}
     (run / "external.json").write_text(json.dumps({"plain": body[False], "tta": body[True]}))
 
 
 def _compare(experiment: Path, notebook: Path, out: Path) -> None:
+    import pandas as pd
+
     from polyp_ray.stats import bootstrap_ci, paired_wilcoxon
 
-    ours = experiment / "polyp_ray"
-    gen = json.loads((ours / "generalisation.json").read_text())
+    layout = ExperimentLayout(experiment)
+    gen = json.loads(layout.generalisation.read_text())
     rows = {r["label"]: r for r in gen["rows"]}
-    split = json.loads((ours / "dataset.json").read_text())["split"]["test"]
-    nb_test = {r["stem"]: r["dice"] for r in json.loads((notebook / "test_metrics.json").read_text())["per_image"]}
+    split = json.loads(layout.dataset.read_text())["split"]["test"]
+    nb_test = {r["stem"]: r["dice"] for r in json.loads(TrialFiles(notebook).test_metrics.read_text())["per_image"]}
     nb_ext = {r["stem"]: r["dice"] for r in json.loads((notebook / "external.json").read_text())["plain"]["per_image"]}
-    ext_stems = [r["stem"] for r in json.loads((notebook / "external.json").read_text())["plain"]["per_image"]]
+    ext_stems = list(nb_ext)
     winner_id = rows["winner"]["trial_ids"][0]
-    config = json.loads((ours / "trials" / winner_id / "trial_config.json").read_text())
-    table = _trials(ours)
+    config = json.loads(layout.trial(winner_id).config.read_text())
+    table = pd.read_csv(layout.trials_table)
     print(f"\nsearch: {len(table)} trials in the budget; winner {winner_id}: " + ", ".join(
         f"{k}={config[k]}" for k in ("model", "base_width", "image_size", "batch_size", "aug_strength",
-                                     "learning_rate", "loss")) + f"; {_found_by(ours, config)}")
+                                     "learning_rate", "loss")) + f"; {_found_by(layout, config)}")
     lines = {}
     for label in [r["label"] for r in gen["rows"] if r["kind"] != "family"]:
         lines[label] = (dict(zip(split, rows[label]["per_image_dice"]["test"], strict=True)),
@@ -183,24 +185,23 @@ def _compare(experiment: Path, notebook: Path, out: Path) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
 
 
-def _trials(ours: Path):
-    import pandas as pd
-
-    return pd.read_csv(ours / "trials.csv")
-
-
-def _found_by(ours: Path, config: dict) -> str:
-    """Which Optuna trial proposed the winner: one of TPE's random start-up trials or TPE itself."""
+def _found_by(layout: ExperimentLayout, config: dict) -> str:
+    """Which Optuna trial proposed the winner: a seeded point, a random start-up draw, or TPE itself, as
+    the sampler recorded it in the study (polyp_ray/tuning/strategies.py, STARTUP_ATTR)."""
     import optuna
 
+    from polyp_ray.tuning.strategies import STARTUP_ATTR
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{ours / 'optuna.db'}"
-    study = optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
+    record = json.loads(layout.optuna_record.read_text())
+    study = optuna.load_study(study_name=record["study_name"], storage=record["storage"])
     match = [t for t in study.trials if t.params.get("learning_rate") == config["learning_rate"]]
     if not match:
         return "its Optuna trial was not found"
-    number = match[0].number
-    return f"Optuna trial #{number}: " + ("proposed by TPE" if number >= STARTUP else "a random start-up trial")
+    trial, startup = match[0], study.user_attrs.get(STARTUP_ATTR, [])
+    how = ("a seeded point" if "fixed_params" in trial.system_attrs else
+           "a random start-up draw" if trial.number in startup else "proposed by TPE")
+    return f"Optuna trial #{trial.number}: {how} ({len(startup)} start-up draws, trials {startup})"
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from polyp_ray.typed_yaml import from_mapping, read_yaml
 OURS = "polyp_ray"  # our subfolder of the experiment folder, beside Tune's
 TRIALS, BEST, ENSEMBLE, PREDICTIONS, MLRUNS = "trials", "best", "ensemble", "predictions", "mlruns"
 GALLERY = "gallery"
+EXTERNAL_GALLERY = "external-"  # best/gallery/external-NN/: the winner's worst images of one external set
 FOLDERS = (OURS, TRIALS, BEST, ENSEMBLE, PREDICTIONS, MLRUNS, GALLERY)  # the folder names only this module spells
 JOB, SPACE, COMMAND = "job.yaml", "searchspace.yaml", "command.txt"
 DATASET, ENVIRONMENT, TRIALS_TABLE = "dataset.json", "environment.json", "trials.csv"
@@ -197,6 +198,13 @@ class ExperimentLayout:
     @property
     def gallery(self) -> GalleryFiles:
         return GalleryFiles(self.ours / BEST / GALLERY)
+
+    def external_gallery(self, number: int) -> GalleryFiles:  # numbered: a set's name may be any string
+        return GalleryFiles(self.ours / BEST / GALLERY / f"{EXTERNAL_GALLERY}{number:02d}")
+
+    def external_galleries(self) -> list[GalleryFiles]:
+        """The external sets' galleries written, in the order the search wrote them."""
+        return [GalleryFiles(p) for p in sorted(self.gallery.folder.glob(f"{EXTERNAL_GALLERY}[0-9][0-9]"))]
 
     @property
     def ensemble(self) -> Path:  # the top-k members, for predict --ensemble

@@ -1,5 +1,6 @@
 """The winner's gallery: its worst test images first, then a few of its best, each an image | truth |
-prediction strip at the model's input size.
+prediction strip at the model's input size; and for each external test set, its worst images there (where
+a model fails out of domain is what a reader of a generalisation table needs to see).
 
 The search renders it (tuning/generalise.py) from the test probabilities it already holds for the winner,
 and the report reads it: the report then needs neither TensorFlow (about 6 s to import, in the search's
@@ -21,6 +22,8 @@ from polyp_ray.evaluation import write_json
 from polyp_ray.experiment import GalleryFiles
 
 WORST, BEST = 12, 4
+WORST_EXTERNAL = 8
+TEST_SET = "test"
 MIN_PANEL = 128  # pixels: 64-pixel search images are upscaled so a polyp's border is visible
 TRUTH, HIT, FALSE_POSITIVE, MISSED = (0, 200, 0), (0, 200, 0), (230, 30, 30), (40, 90, 255)
 
@@ -52,13 +55,13 @@ def render(chosen: list[tuple[str, dict[str, Any]]], images: np.ndarray, masks: 
 
 
 def winner_cases(stems: list[str], per_image: dict[str, np.ndarray], images: np.ndarray, masks: np.ndarray,
-                 probs: np.ndarray, threshold: float) -> list[Case]:
+                 probs: np.ndarray, threshold: float, worst: int = WORST, best: int = BEST) -> list[Case]:
     """The gallery of a model scored on a split: ``per_image`` its scores (dice, iou, truth_fraction) in
     the split's order, ``images``, ``masks`` and ``probs`` the split's at the model's input size. Scores
     rounded as test_metrics.json's, so the choice is the one the report would make from that file."""
     rows = [{"stem": stem, **{k: round(float(per_image[k][i]), 6) for k in ("dice", "iou", "truth_fraction")}}
             for i, stem in enumerate(stems)]
-    chosen = choose(rows)
+    chosen = choose(rows, worst, best)
     where = {stem: i for i, stem in enumerate(stems)}
     picked = [where[row["stem"]] for _, row in chosen]
     return render(chosen, images[picked], masks[picked], probs[picked], threshold)
@@ -80,26 +83,44 @@ def strip(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_gallery(files: GalleryFiles, trial_id: str, cases: list[Case]) -> None:
-    """The strips and their index; the index goes last, so a gallery cut short reads as none."""
+def write_gallery(files: GalleryFiles, trial_id: str, cases: list[Case], shown_set: str = TEST_SET) -> None:
+    """The strips and their index (``shown_set``: the test split or an external set's name); the index
+    goes last, so a gallery cut short reads as none."""
     files.index.unlink(missing_ok=True)
     files.folder.mkdir(parents=True, exist_ok=True)
     listed = []
     for number, item in enumerate(cases):
         files.strip(number).write_bytes(item.png)
         listed.append({**{k: v for k, v in asdict(item).items() if k != "png"}, "file": files.strip(number).name})
-    write_json(files.index, {"trial_id": trial_id, "cases": listed})
+    write_json(files.index, {"trial_id": trial_id, "set": shown_set, "cases": listed})
 
 
 def read_gallery(files: GalleryFiles, trial_id: str) -> list[Case] | None:
     """The gallery the search rendered for ``trial_id``; None when there is none for that trial (an older
     experiment, a search whose winner scoring failed) or it cannot be read."""
+    found = _read(files, trial_id)
+    return found[1] if found else None
+
+
+def read_external_galleries(folders: list[GalleryFiles], trial_id: str) -> list[tuple[str, list[Case]]]:
+    """(external set's name, its worst cases) of each external gallery written for ``trial_id``."""
+    return [found for found in (_read(files, trial_id) for files in folders) if found]
+
+
+def forget(folders: list[GalleryFiles]) -> None:
+    """Make earlier galleries read as none (their index gone) before a new winner's are written."""
+    for files in folders:
+        files.index.unlink(missing_ok=True)
+
+
+def _read(files: GalleryFiles, trial_id: str) -> tuple[str, list[Case]] | None:
     try:
         body = json.loads(files.index.read_text())
         if body.get("trial_id") != trial_id:
             return None
-        return [Case(str(c["stem"]), str(c["group"]), float(c["dice"]), float(c["iou"]), float(c["truth_fraction"]),
-                     (files.folder / Path(str(c["file"])).name).read_bytes()) for c in body["cases"]]
+        return str(body.get("set", TEST_SET)), [
+            Case(str(c["stem"]), str(c["group"]), float(c["dice"]), float(c["iou"]), float(c["truth_fraction"]),
+                 (files.folder / Path(str(c["file"])).name).read_bytes()) for c in body["cases"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

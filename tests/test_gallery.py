@@ -9,7 +9,16 @@ import numpy as np
 from PIL import Image
 
 from polyp_ray.experiment import ExperimentLayout
-from polyp_ray.gallery import BEST, MIN_PANEL, WORST, read_gallery, winner_cases, write_gallery
+from polyp_ray.gallery import (
+    BEST,
+    MIN_PANEL,
+    WORST,
+    forget,
+    read_external_galleries,
+    read_gallery,
+    winner_cases,
+    write_gallery,
+)
 
 
 def _split(n: int, size: int = 16) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -48,3 +57,22 @@ def test_a_small_split_shows_each_image_once(tmp_path: Path) -> None:
     cases = winner_cases(stems, scores, images, masks, probs, 0.5)
     assert sorted(c.stem for c in cases) == sorted(stems)
     assert [c.group for c in cases] == ["worst"] * WORST + ["best"] * 2
+
+
+def test_each_external_set_keeps_its_worst_images_under_its_own_name(tmp_path: Path) -> None:
+    layout = ExperimentLayout(tmp_path)
+    stems, images, masks, probs, scores = _split(30)
+    test = winner_cases(stems, scores, images, masks, probs, 0.5)
+    write_gallery(layout.gallery, "abc", test)
+    names = ["CVC-ColonDB", "ETIS/<b>"]  # any string: the folders are numbered
+    for number, name in enumerate(names):
+        cases = winner_cases(stems, scores, images, masks, probs, 0.5, worst=3 + number, best=0)
+        write_gallery(layout.external_gallery(number), "abc", cases, name)
+    found = read_external_galleries(layout.external_galleries(), "abc")
+    by_dice = [stems[i] for i in np.argsort(scores["dice"])]
+    assert [(name, [c.stem for c in cases]) for name, cases in found] == [("CVC-ColonDB", by_dice[:3]),
+                                                                         ("ETIS/<b>", by_dice[:4])]
+    assert read_gallery(layout.gallery, "abc") == test  # the test gallery is not one of them
+    assert read_external_galleries(layout.external_galleries(), "another trial") == []
+    forget(layout.external_galleries())  # a new winner: the old one's external images are not shown as its
+    assert read_external_galleries(layout.external_galleries(), "abc") == []

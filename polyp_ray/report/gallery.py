@@ -1,10 +1,12 @@
-"""The best model's per-image gallery: the worst test images first, then a few of the best.
+"""The best model's per-image gallery: the worst test images first, then a few of the best, and its
+worst images on each external test set.
 
 A search renders it (polyp_ray/gallery.py) and the report reads it. For an experiment without one (an
 older one, or a search whose winner scoring failed), only the chosen images are decoded (with the
 search's own ``decode_all``, so the preprocessing is the one the model was evaluated with) and predicted
 by ``best/model.keras``: seconds, even on Kvasir. Where the dataset is not on this machine either, the
-prediction strips the search wrote are shown instead.
+prediction strips the search wrote are shown instead. The external sets' strips exist only as the
+search rendered them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from polyp_ray.errors import PolypRayError
 from polyp_ray.experiment import read_trial_config
-from polyp_ray.gallery import BEST, WORST, Case, case, choose, read_gallery, render
+from polyp_ray.gallery import BEST, WORST, Case, case, choose, read_external_galleries, read_gallery, render
 from polyp_ray.report.experiment import Experiment
 
 
@@ -26,11 +28,12 @@ class Gallery:
     trial_id: str
     cases: list[Case] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    external: list[tuple[str, list[Case]]] = field(default_factory=list)  # (set name, its worst cases)
 
 
 def build_gallery(exp: Experiment, worst: int = WORST, best: int = BEST) -> Gallery:
     trial_id = exp.best_trial_id or ""
-    gallery = Gallery(trial_id)
+    gallery = Gallery(trial_id, external=read_external_galleries(exp.layout.external_galleries(), trial_id))
     saved = read_gallery(exp.layout.gallery, trial_id) if (worst, best) == (WORST, BEST) else None
     if saved:
         gallery.cases = saved

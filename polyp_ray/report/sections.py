@@ -148,6 +148,11 @@ def gallery(result: Gallery, scatter: str) -> str:
         cards = [c for c in result.cases if c.group == group]
         if cards:
             grids += f'<h3>{heading} {len(cards)}</h3><div class="gallery">{"".join(map(_card, cards))}</div>'
+    for name, cases in result.external:
+        cards = [c for c in cases if c.group == "worst"]
+        if cards:
+            grids += (f'<h3>Worst {len(cards)} on {esc(name)} (external)</h3>'
+                      f'<div class="gallery">{"".join(map(_card, cards))}</div>')
     size = f"<h3>Dice against polyp size</h3>{scatter}" if scatter else ""
     return title + notes(result.notes) + (caption(GALLERY_LEGEND) if grids else "") + grids + size
 

@@ -22,7 +22,7 @@ from polyp_ray.data.external import ExternalSet, external_split
 from polyp_ray.errors import one_line
 from polyp_ray.evaluation import write_json
 from polyp_ray.experiment import ExperimentLayout
-from polyp_ray.gallery import winner_cases, write_gallery
+from polyp_ray.gallery import BEST, WORST, WORST_EXTERNAL, forget, winner_cases, write_gallery
 from polyp_ray.generalisation import (
     TEST,
     Probs,
@@ -67,25 +67,30 @@ def generalise(table: pd.DataFrame, checkpoints: dict[str, Any], job: JobConfig,
     body = generalisation_body(rows, described, job)
     write_json(layout.generalisation, body)
     _keep_members([t for t in chosen.members if t in probs], checkpoints, configs, layout, job.tta)
-    _write_gallery(rows, configs, sets[TEST], probs, layout)
+    _write_gallery(rows, configs, sets, probs, list(external), layout)
     print("\n".join(console_lines(body)), flush=True)
     return body
 
 
-def _write_gallery(rows: list[Row], configs: dict[str, TrialConfig], test: dict[int, SplitArrays], probs: Probs,
-                   layout: ExperimentLayout) -> None:
-    """The report's gallery of the winner, from the test probabilities in hand: the report then starts no
-    TensorFlow. A failure here costs only that; the report predicts the gallery itself."""
+def _write_gallery(rows: list[Row], configs: dict[str, TrialConfig], sets: dict[str, dict[int, SplitArrays]],
+                   probs: Probs, external: list[str], layout: ExperimentLayout) -> None:
+    """The report's gallery of the winner (its test images, and its worst on each external set), from the
+    probabilities in hand: the report then starts no TensorFlow. A failure here costs only that; the
+    report predicts the test gallery itself."""
+    forget(layout.external_galleries())
     winner = next((row for row in rows if row.kind == "winner" and not row.tta), None)
     if winner is None:
         return
     trial_id = winner.trial_ids[0]
     config = configs[trial_id]
-    split = test[config.image_size]
+    shown = [(TEST, layout.gallery, WORST, BEST)] + [(name, layout.external_gallery(k), WORST_EXTERNAL, 0)
+                                                     for k, name in enumerate(external)]
     try:
-        cases = winner_cases(list(split.stems), winner.scores[TEST].per_image, split.images, split.masks,
-                             probs[trial_id][TEST][False], config.threshold)
-        write_gallery(layout.gallery, trial_id, cases)
+        for name, files, worst, best in shown:
+            split = sets[name][config.image_size]
+            cases = winner_cases(list(split.stems), winner.scores[name].per_image, split.images, split.masks,
+                                 probs[trial_id][name][False], config.threshold, worst, best)
+            write_gallery(files, trial_id, cases, name)
     except Exception as err:  # noqa: BLE001 - see above
         print(f"warning: the winner's gallery was not written ({one_line(err)}); the report predicts it",
               file=sys.stderr, flush=True)

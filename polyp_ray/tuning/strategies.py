@@ -42,21 +42,34 @@ def startup_trials(job: JobConfig) -> int:
     return max(2, min(10, job.num_samples // 4))
 
 
+STARTUP_ATTR = "polyp_ray:startup_trials"  # the study's user attribute: numbers of the start-up's random trials
+
+
 class BudgetedTPESampler(optuna.samplers.TPESampler):
     """TPE whose random start-up also ends at half the time budget (with at least 2 trials finished):
-    a search that fits fewer trials than the start-up would otherwise never let TPE propose."""
+    a search that fits fewer trials than the start-up would otherwise never let TPE propose.
+
+    It records in the study (``STARTUP_ATTR``) which trials its start-up drew at random, because with
+    trials running in parallel and a start-up ended by the clock a trial's number does not say it: a
+    winner can then be told apart as TPE's proposal, a random draw, or a seeded (enqueued) point."""
 
     def __init__(self, *, half_budget_s: float | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._half_at = None if half_budget_s is None else time.monotonic() + half_budget_s
+        self._startup_over = False
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if self._half_at is not None and time.monotonic() >= self._half_at:
-            done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                                optuna.trial.TrialState.PRUNED)))
-            if done >= 2:
-                self._n_startup_trials = min(self._n_startup_trials, done)
         super().before_trial(study, trial)
+        if self._startup_over:  # finished trials only grow and the start-up only shrinks: no need to count
+            return
+        # TPE's own test (optuna/samplers/_tpe/sampler.py): fewer finished trials than the start-up -> random.
+        finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                 optuna.trial.TrialState.PRUNED)))
+        if self._half_at is not None and time.monotonic() >= self._half_at and finished >= 2:
+            self._n_startup_trials = min(self._n_startup_trials, finished)
+        self._startup_over = finished >= self._n_startup_trials
+        if not self._startup_over and "fixed_params" not in trial.system_attrs:
+            study.set_user_attr(STARTUP_ATTR, [*study.user_attrs.get(STARTUP_ATTR, []), trial.number])
 
 
 def _tpe(job: JobConfig) -> optuna.samplers.BaseSampler:

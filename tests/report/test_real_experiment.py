@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from polyp_ray.experiment import ExperimentLayout
-from polyp_ray.gallery import read_gallery
+from polyp_ray.gallery import WORST_EXTERNAL, read_gallery
 from polyp_ray.report.experiment import load_experiment
 from polyp_ray.report.gallery import build_gallery
 
@@ -43,6 +43,13 @@ def test_the_search_renders_the_gallery_the_best_model_would(tiny_experiment: Pa
     assert [c.stem for c in rendered.cases] == sorted(scores, key=lambda s: (scores[s], s))  # 12 < 12 + 4
     assert [c.dice for c in rendered.cases] == [scores[c.stem] for c in rendered.cases]
     assert all(c.png.startswith(b"\x89PNG") for c in rendered.cases)
+    # ... and its worst images on the external set, the lowest of the Dice the generalisation table holds
+    winner = next(r for r in json.loads(exp.layout.generalisation.read_text())["rows"] if r["label"] == "winner")
+    [(name, external)] = rendered.external
+    assert name == "other_centre" and [c.group for c in external] == ["worst"] * WORST_EXTERNAL
+    assert [c.dice for c in external] == sorted(winner["per_image_dice"]["other_centre"])[:WORST_EXTERNAL]
+    assert {c.stem for c in external} <= {p.stem for p in (tiny_experiment.parents[1] / "external").rglob("*.png")}
+    assert "Worst 8 on other_centre (external)" in (exp.layout.report).read_text(encoding="utf-8")
 
     older = tmp_path / "older"  # the experiment as a search before the gallery was saved left it
     shutil.copytree(tiny_experiment / "polyp_ray", older / "polyp_ray", ignore=shutil.ignore_patterns("*.keras"))

@@ -17,7 +17,13 @@ from polyp_ray.searchspace import load_searchspace
 from polyp_ray.strategy_config import PBTConfig
 from polyp_ray.trial_state import TrialState
 from polyp_ray.tuning.budget import BudgetGuard
-from polyp_ray.tuning.strategies import BudgetedTPESampler, check_strategy, describe_strategy, startup_trials
+from polyp_ray.tuning.strategies import (
+    STARTUP_ATTR,
+    BudgetedTPESampler,
+    check_strategy,
+    describe_strategy,
+    startup_trials,
+)
 from polyp_ray.tuning.trainable import LINEAGE_FILE, lineage_after_restore
 from tests.conftest import search_command, write_job
 
@@ -74,8 +80,9 @@ def test_tpe_start_up_is_sized_to_the_budget() -> None:
     assert startup_trials(JobConfig(num_samples=200, n_startup_trials=25)) == 25  # unless the job says
 
 
-def _proposals_after(sampler: optuna.samplers.BaseSampler, finished: int) -> int:
-    """How many of the next 3 trials TPE proposes itself (not from its random start-up sampler)."""
+def _proposals_after(sampler: optuna.samplers.BaseSampler, finished: int) -> tuple[int, list[int]]:
+    """How many of the next 3 trials TPE proposes itself (not from its random start-up sampler), and the
+    trials the sampler recorded in the study as its start-up's random draws."""
     study = optuna.create_study(sampler=sampler)
     for i in range(finished):
         study.enqueue_trial({"x": i / finished})
@@ -85,14 +92,17 @@ def _proposals_after(sampler: optuna.samplers.BaseSampler, finished: int) -> int
     original = random_part.sample_independent
     random_part.sample_independent = lambda *a, **k: calls.append(1) or original(*a, **k)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
-    return 3 - len(calls)
+    return 3 - len(calls), study.user_attrs.get(STARTUP_ATTR, [])
 
 
 def test_tpe_start_up_ends_at_half_the_time_budget() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # 10 start-up trials and 3 finished: random still, unless half the budget has gone.
-    assert _proposals_after(BudgetedTPESampler(half_budget_s=None, seed=0, n_startup_trials=10), 3) == 0
-    assert _proposals_after(BudgetedTPESampler(half_budget_s=0.0, seed=0, n_startup_trials=10), 3) == 3
+    # The record names the random draws (trials 3-5), never the 3 enqueued (seeded) points before them.
+    assert _proposals_after(BudgetedTPESampler(half_budget_s=None, seed=0, n_startup_trials=10), 3) == (0, [3, 4, 5])
+    assert _proposals_after(BudgetedTPESampler(half_budget_s=0.0, seed=0, n_startup_trials=10), 3) == (3, [])
+    # Start-up ends by count alone: trial 3 drawn at random (3 finished of 4), trials 4 and 5 TPE's.
+    assert _proposals_after(BudgetedTPESampler(half_budget_s=None, seed=0, n_startup_trials=4), 3) == (2, [3])
 
 
 class _Fixed(Searcher):
