@@ -22,6 +22,7 @@ from polyp_ray.data.folds import fold_splits
 from polyp_ray.errors import one_line
 from polyp_ray.evaluation import write_json
 from polyp_ray.experiment import ExperimentLayout
+from polyp_ray.generalisation import scored_ids
 from polyp_ray.tuning.trainable import score_key
 
 
@@ -38,10 +39,7 @@ def cross_validate(table: pd.DataFrame, job: JobConfig, described: Described, fo
     """Retrain the top-k trials' configurations on each fold; write cross_validation.json and return it."""
     if job.cross_validation is None or not folds:
         return None
-    score = score_key(job.metric)
-    ranked = table.dropna(subset=[score]) if score in table else table.iloc[0:0]
-    top = [(str(t), float(v)) for t, v in zip(ranked["trial_id"], ranked[score], strict=True)
-           if layout.trial(str(t)).config.is_file()][:job.cross_validation.top_k]
+    top = candidates(table, job.metric, job.cross_validation.top_k, layout)
     if not top:
         return None
     configs = {t: dataclasses.replace(layout.trial(t).read_config(), evaluate_test=False,
@@ -74,6 +72,19 @@ def cross_validate(table: pd.DataFrame, job: JobConfig, described: Described, fo
     write_json(layout.cross_validation, body)
     print("\n".join(console_lines(body)), flush=True)
     return body
+
+
+def candidates(table: pd.DataFrame, metric: str, top_k: int, layout: ExperimentLayout) -> list[tuple[str, float]]:
+    """(trial id, best validation score) of the top ``top_k``, best first, among the trials the search could
+    ship (scored on test: generalisation.scored_ids), so the first is the search's own winner (best/) and
+    "the pick changed" compares against what was shipped, even when the top trial's checkpoint failed."""
+    score = score_key(metric)
+    if score not in table:
+        return []
+    shippable = set(scored_ids(table))
+    ranked = table.dropna(subset=[score])
+    return [(str(t), float(v)) for t, v in zip(ranked["trial_id"], ranked[score], strict=True)
+            if str(t) in shippable and layout.trial(str(t)).config.is_file()][:top_k]
 
 
 def _fold_data(job: JobConfig, described: Described, fold: dict[str, list[str]], size: int) -> PreparedData:

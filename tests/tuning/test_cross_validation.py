@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from polyp_ray.config import TrialConfig
+from polyp_ray.experiment import ExperimentLayout
+from polyp_ray.tuning.cross_validate import candidates
 from tests.conftest import console_of
 from tests.tuning.test_strategy_searches import assert_strategy_ran
 
@@ -44,3 +47,17 @@ def test_a_cross_validation_run_reports_fold_means_and_a_winner_that_can_change(
     report = (ours / "report.html").read_text()
     assert 'id="cross-validation"' in report and "The winner by fold mean is" in report
     assert 'id="pick"' in report and "stays first among the top 2" in report
+
+
+def test_the_candidates_start_with_the_trial_the_search_shipped(tmp_path: Path) -> None:
+    # The best by validation whose checkpoint failed on test is not what best/ holds: the fold mean's pick is
+    # compared with the search's winner (b), and c has no config to retrain from.
+    layout = ExperimentLayout(tmp_path)
+    table = pd.DataFrame({"trial_id": ["a", "b", "c", "d", "e"], "best_val_dice": [0.9, 0.8, 0.75, 0.7, np.nan],
+                          "test_dice": [np.nan, 0.6, 0.6, 0.5, np.nan],
+                          "test_error": ["OSError: checkpoint gone", np.nan, np.nan, np.nan, np.nan]})
+    for trial_id in ("a", "b", "d", "e"):
+        layout.trial(trial_id).write_config(TrialConfig())
+    assert candidates(table, "val_dice", 5, layout) == [("b", 0.8), ("d", 0.7)]
+    assert candidates(table, "val_dice", 1, layout) == [("b", 0.8)]
+    assert candidates(table, "val_iou", 5, layout) == []  # no trial ranked by that metric
