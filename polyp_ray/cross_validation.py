@@ -47,6 +47,24 @@ def failed_entry(trial_id: str, validation: float, error: str) -> dict[str, Any]
     return {"trial_id": trial_id, "validation": float(validation), "error": error}
 
 
+def kept_entries(earlier: Sequence[dict[str, Any] | None], folds: list[dict[str, list[str]]],
+                 top: Sequence[tuple[str, float]]) -> dict[str, dict[str, Any]]:
+    """The configurations an earlier run of this cross-validation finished (``earlier``: its bodies, final
+    or in progress, None where absent), by trial id: only on the same held-out folds, for a trial of
+    ``top`` with the same validation score, and not failed (a failure is tried again)."""
+    wanted = dict(top)
+    held_out = [f["val"] for f in folds]
+    kept: dict[str, dict[str, Any]] = {}
+    for body in earlier:
+        if not isinstance(body, dict) or body.get("protocol") != PROTOCOL or body.get("held_out") != held_out:
+            continue
+        for entry in body.get("configs", []):
+            trial_id = str(entry.get("trial_id"))
+            if trial_id in wanted and "mean" in entry and entry.get("validation") == wanted[trial_id]:
+                kept.setdefault(trial_id, entry)
+    return kept
+
+
 def pick(entries: Sequence[dict[str, Any]], maximise: bool) -> str | None:
     """The trial whose configuration has the best fold mean (the first of equals: the better by
     validation, as ``entries`` are in validation order); None when no configuration has one."""

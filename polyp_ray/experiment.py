@@ -27,6 +27,7 @@ DATASET, ENVIRONMENT, TRIALS_TABLE = "dataset.json", "environment.json", "trials
 OPTUNA_DB, OPTUNA_RECORD, MLFLOW_DB = "optuna.db", "optuna.json", "mlflow.db"
 REPORT, GENERALISATION, ENSEMBLE_MANIFEST = "report.html", "generalisation.json", "ensemble.json"
 CROSS_VALIDATION, GALLERY_INDEX = "cross_validation.json", "gallery.json"
+CROSS_VALIDATION_PROGRESS = "cross_validation.progress.json"
 MODEL, TRIAL_CONFIG, TEST_METRICS = "model.keras", "trial_config.json", "test_metrics.json"
 HISTORY, DEBUG_BEST = "history.json", "best.keras"
 # Tune's per-trial files the report reads (mirrored from a storage URI); checkpoints stay in storage.
@@ -170,6 +171,10 @@ class ExperimentLayout:
     @property
     def cross_validation(self) -> Path:  # the job's cross_validation: the top-k retrained on grouped folds
         return self.ours / CROSS_VALIDATION
+
+    @property
+    def cross_validation_progress(self) -> Path:  # the configurations finished so far, for a --resume
+        return self.ours / CROSS_VALIDATION_PROGRESS
 
     @property
     def mlruns(self) -> Path:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 # trials.csv's status of a trial the time budget stopped before its first epoch: not a result (tuning/budget.py)
 NOT_STARTED = "not started (time budget)"
+# trials.csv's proposed_by of a seeded point and of a sampler's random start-up draw (tuning/proposals.py)
+SEEDED, STARTUP = "seeded point", "random start-up"
 
 
 @dataclass

@@ -68,7 +68,7 @@ def render(exp: Experiment, gallery: Gallery) -> str:
     spread = page.figure(literature.distribution_figure(exp, scores)) if scores else ""
     body = [
         sections.header(exp, headline(exp, families[0] if families else None, scores)),
-        strategy.summary(exp.strategy, exp.not_started, exp.trials), sections.notes(exp.notes),
+        strategy.summary(exp.strategy, exp.not_started, exp.trials, exp.best_trial_id), sections.notes(exp.notes),
         page.section("comparison", "Model comparison",
                      table.comparison(families, trials, exp.best_trial_id)
                      + "<h3>Beside the notebook</h3>" + sections.notebook(families), "Models"),

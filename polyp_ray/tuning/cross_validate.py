@@ -7,6 +7,7 @@ and predicting the test split. A failed task marks its configuration, and the ot
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ import pandas as pd
 import ray
 
 from polyp_ray.config import JobConfig, TrialConfig
-from polyp_ray.cross_validation import config_entry, console_lines, cross_validation_body, failed_entry
+from polyp_ray.cross_validation import (
+    config_entry,
+    console_lines,
+    cross_validation_body,
+    failed_entry,
+    kept_entries,
+)
 from polyp_ray.data.dataset import Described, PreparedData, prepare_data
 from polyp_ray.data.folds import fold_splits
 from polyp_ray.errors import one_line
@@ -42,18 +49,26 @@ def cross_validate(table: pd.DataFrame, job: JobConfig, described: Described, fo
     top = candidates(table, job.metric, job.cross_validation.top_k, layout)
     if not top:
         return None
+    earlier = kept_entries([_read(layout.cross_validation), _read(layout.cross_validation_progress)], folds, top)
+    todo = [t for t, _ in top if t not in earlier]
     configs = {t: dataclasses.replace(layout.trial(t).read_config(), evaluate_test=False,
-                                      cpu_threads=max(1, int(job.resources.cpu))) for t, _ in top}
+                                      cpu_threads=max(1, int(job.resources.cpu))) for t in todo}
     sizes = sorted({c.image_size for c in configs.values()})
     data = [{s: _fold_data(job, described, fold, s) for s in sizes} for fold in folds]
     refs = [{s: ray.put(d) for s, d in by_size.items()} for by_size in data]
+    kept = f"; {len(earlier)} kept from the earlier run" if earlier else ""
     print(f"cross-validation: the top {len(top)} configurations by validation, each retrained on "
-          f"{len(folds)} grouped folds ({len(top) * len(folds)} runs of {job.epochs} epochs)", flush=True)
+          f"{len(folds)} grouped folds ({len(todo) * len(folds)} runs of {job.epochs} epochs{kept})", flush=True)
     task = ray.remote(_train_fold).options(num_cpus=job.resources.cpu, num_gpus=job.resources.gpu, max_retries=0)
     pending = {t: [task.remote(configs[t], refs[k][configs[t].image_size], job.metric) for k in range(len(folds))]
-               for t, _ in top}
+               for t in todo}
     entries = []
     for trial_id, validation in top:
+        if trial_id in earlier:
+            entries.append(earlier[trial_id])
+            print(f"cross-validation: {len(entries)}/{len(top)} trial {trial_id}: fold mean "
+                  f"{entries[-1]['mean']:.4f} (validation {validation:.4f}; kept from the earlier run)", flush=True)
+            continue
         config = configs[trial_id]
         try:
             results = ray.get(pending[trial_id])
@@ -65,13 +80,24 @@ def cross_validate(table: pd.DataFrame, job: JobConfig, described: Described, fo
         test = data[0][config.image_size].splits["test"]
         entries.append(config_entry(trial_id, validation, [s for s, _ in results], [p for _, p in results],
                                     test, config.threshold))
-        # Minutes can pass between configurations on a small machine: say each as it is done.
+        # Minutes can pass between configurations on a small machine: say each as it is done, and keep it,
+        # so a search resumed after a crash here retrains only what was not finished.
         print(f"cross-validation: {len(entries)}/{len(top)} trial {trial_id}: fold mean "
               f"{entries[-1]['mean']:.4f} (validation {validation:.4f})", flush=True)
+        write_json(layout.cross_validation_progress,
+                   cross_validation_body(entries, folds, job.metric, job.mode, described.info.split_seed))
     body = cross_validation_body(entries, folds, job.metric, job.mode, described.info.split_seed)
     write_json(layout.cross_validation, body)
+    layout.cross_validation_progress.unlink(missing_ok=True)
     print("\n".join(console_lines(body)), flush=True)
     return body
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def candidates(table: pd.DataFrame, metric: str, top_k: int, layout: ExperimentLayout) -> list[tuple[str, float]]:

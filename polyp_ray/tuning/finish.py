@@ -25,6 +25,7 @@ from polyp_ray.experiment import ExperimentLayout, TrialFiles, TuneTrialFiles
 from polyp_ray.metrics import METRICS, job_metrics
 from polyp_ray.models.saving import checkpoint_model, export_archive, load_model
 from polyp_ray.tuning.budget import NOT_STARTED
+from polyp_ray.tuning.proposals import proposed_by
 from polyp_ray.tuning.trainable import score_key
 
 
@@ -58,6 +59,10 @@ def summarise_trials(results, job: JobConfig, prepared: dict[int, PreparedData],
     if not rows:
         raise PolypRayError("the search produced no trials")
     table = pd.DataFrame(list(rows.values()))
+    try:
+        table["proposed_by"] = proposed_by(table, job, layout)
+    except Exception as err:  # noqa: BLE001 - a label: a study that cannot be read back costs only that
+        print(f"warning: which trials the sampler proposed is not known: {one_line(err)}", file=sys.stderr)
     if f"best_{job.metric}" not in table:  # no trial reported an epoch: nothing to rank, nothing to test
         table.to_csv(layout.trials_table, index=False)
         within = f" within time_budget_s ({job.time_budget_s:g} s)" if job.time_budget_s else ""

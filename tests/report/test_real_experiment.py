@@ -14,6 +14,7 @@ from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.gallery import WORST_EXTERNAL, read_gallery
 from polyp_ray.report.experiment import load_experiment
 from polyp_ray.report.gallery import build_gallery
+from polyp_ray.strategy_config import SEEDED, STARTUP
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,19 @@ def test_experiment_folder_is_read_completely(tiny_experiment: Path) -> None:
     for trial_id, history in exp.histories.items():
         assert history["epoch"].tolist() == list(range(1, int(exp.trial_row(trial_id)["epochs_run"]) + 1))
     assert exp.best_trial_id == table.sort_values("best_val_dice", ascending=False)["trial_id"].iloc[0]
+
+
+def test_trials_csv_and_the_report_say_who_proposed_each_trial(tiny_experiment: Path) -> None:
+    # The tiny search seeds 3 points (points_to_evaluate), then TPE (2 start-up draws at 6 trials) proposes.
+    layout = ExperimentLayout(tiny_experiment)
+    table = pd.read_csv(layout.trials_table, dtype={"trial_id": str}, keep_default_na=False)
+    assert (table["proposed_by"] == SEEDED).sum() == 3
+    assert set(table["proposed_by"]) <= {SEEDED, STARTUP, "tpe"}
+    best = load_experiment(tiny_experiment).best_trial_id
+    origin = table.set_index("trial_id").loc[best, "proposed_by"]
+    expected = {SEEDED: "The winner was a seeded point", STARTUP: "random start-up draws",
+                "tpe": "The winner was proposed by the sampler (tpe)."}[origin]
+    assert expected in layout.report.read_text(encoding="utf-8")
 
 
 def test_the_search_renders_the_gallery_the_best_model_would(tiny_experiment: Path, tmp_path: Path) -> None:

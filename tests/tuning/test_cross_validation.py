@@ -6,6 +6,8 @@ strategy's tiny search (test_strategy_searches.py)."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from polyp_ray.config import TrialConfig
 from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.tuning.cross_validate import candidates
-from tests.conftest import console_of
+from tests.conftest import console_of, search_command
 from tests.tuning.test_strategy_searches import assert_strategy_ran
 
 
@@ -61,3 +63,30 @@ def test_the_candidates_start_with_the_trial_the_search_shipped(tmp_path: Path) 
     assert candidates(table, "val_dice", 5, layout) == [("b", 0.8), ("d", 0.7)]
     assert candidates(table, "val_dice", 1, layout) == [("b", 0.8)]
     assert candidates(table, "val_iou", 5, layout) == []  # no trial ranked by that metric
+
+
+@pytest.mark.slow
+def test_a_resume_after_a_crash_in_cross_validation_retrains_only_what_was_unfinished(experiment: Path,
+                                                                                      tmp_path: Path) -> None:
+    # The search as a crash during its second configuration's folds left it: the first one's entry in the
+    # progress file, no cross_validation.json. The copy lives elsewhere: a moved experiment resumes too.
+    folder = tmp_path / "moved"
+    shutil.copytree(experiment.parents[1], folder, symlinks=True)
+    moved = folder / "experiments" / experiment.name
+    layout = ExperimentLayout(moved)
+    done = json.loads(layout.cross_validation.read_text())
+    layout.cross_validation_progress.write_text(json.dumps({**done, "configs": done["configs"][:1]}))
+    layout.cross_validation.unlink()
+    job = folder / "integ.yaml"
+    job.write_text(job.read_text().replace(str(experiment.parents[1]), str(folder)))
+    proc = subprocess.run(search_command("--job", str(job), "--name", experiment.name, "--resume", "--no-report"),
+                          cwd=folder, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    first, second = (c["trial_id"] for c in done["configs"])
+    assert "(2 runs of 2 epochs; 1 kept from the earlier run)" in proc.stdout
+    assert f"1/2 trial {first}: fold mean {done['configs'][0]['mean']:.4f}" in proc.stdout
+    assert "kept from the earlier run)" in proc.stdout.split(f"1/2 trial {first}")[1].splitlines()[0]
+    assert f"2/2 trial {second}" in proc.stdout  # retrained
+    again = json.loads(layout.cross_validation.read_text())
+    assert again["configs"][0] == done["configs"][0] and again["configs"][1]["trial_id"] == second
+    assert not layout.cross_validation_progress.exists()
