@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from polyp_ray.gallery import WORST_EXTERNAL
 from tests.report.browser import chromium, full_screenshot, severe, wait_for
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,9 @@ def test_report_renders_without_console_errors(tiny_report: Path, tiny_experimen
         assert driver.execute_script(COUNT.format(".plotly, .js-plotly-plot")) >= 4
         curves = driver.execute_script(COUNT.format(".js-plotly-plot .scatterlayer .trace"))
         assert curves >= trials  # one learning curve per trial, at least
-        assert driver.execute_script(GALLERY_LOADED) == 12  # every test image of the tiny split
+        # every test image of the tiny split, then the worst of the external set's (it has more than that)
+        assert driver.execute_script(GALLERY_LOADED) == 12 + WORST_EXTERNAL
+        assert "(external)" in driver.execute_script("return document.querySelector('#gallery').textContent")
         shot = tmp_path / "report.png"
         full_screenshot(driver, shot)
     _check_and_keep(shot)
