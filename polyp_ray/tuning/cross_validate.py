@@ -58,7 +58,8 @@ def cross_validate(table: pd.DataFrame, job: JobConfig, described: Described, fo
     refs = [{s: ray.put(d) for s, d in by_size.items()} for by_size in data]
     kept = f"; {len(earlier)} kept from the earlier run" if earlier else ""
     print(f"cross-validation: the top {len(top)} configurations by validation, each retrained on "
-          f"{len(folds)} grouped folds ({len(todo) * len(folds)} runs of {job.epochs} epochs{kept})", flush=True)
+          f"{len(folds)} grouped folds ({len(todo) * len(folds)} runs of {job.epochs} epoch"
+          f"{'' if job.epochs == 1 else 's'}{kept})", flush=True)
     task = ray.remote(_train_fold).options(num_cpus=job.resources.cpu, num_gpus=job.resources.gpu, max_retries=0)
     pending = {t: [task.remote(configs[t], refs[k][configs[t].image_size], job.metric) for k in range(len(folds))]
                for t in todo}

@@ -43,9 +43,11 @@ def _label(row: dict[str, Any], labelled: list[tuple[dict[str, Any], str]]) -> s
 
 def _study(layout: ExperimentLayout) -> optuna.Study:
     record = json.loads(layout.optuna_record.read_text())
+    # The folder's own database wins over the recorded URL (as for warm_start): the folder may have moved.
+    url = f"sqlite:///{layout.optuna_db}" if layout.optuna_db.is_file() else str(record["storage"])
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "Using an existing study" line
     try:
-        return optuna.load_study(study_name=str(record["study_name"]), storage=str(record["storage"]))
+        return optuna.load_study(study_name=str(record["study_name"]), storage=url)
     finally:
         optuna.logging.set_verbosity(verbosity)

@@ -39,8 +39,7 @@ def check_resume_unchanged(layout: ExperimentLayout, job: JobConfig, space_path:
     # Read back through the type, so a key added since that run counts at its default, not as a change.
     before = to_dict(layout.read_job())
     now = to_dict(job)
-    for where in ("name", "storage_path"):  # where the experiment lives is no setting of it: it may have moved
-        before.pop(where, None), now.pop(where, None)
+    before.pop("name", None), now.pop("name", None)
     key = _first_difference(before, now)
     if key is not None:
         raise ConfigError(f"--resume: {key}: {_at(now, key)!r} now but {_at(before, key)!r} in the interrupted run "
