@@ -31,6 +31,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         uses = sorted(SHARED_SEARCHES & set(getattr(item, "fixturenames", ())))
         item.add_marker(pytest.mark.xdist_group(uses[0] if uses else item.nodeid.split("::")[0]))
+    # A test that changes its shared search (a resume in place) goes after the others (a stable sort:
+    # the rest keep their order), and a group's tests run in this order on its worker.
+    items.sort(key=lambda item: item.get_closest_marker("changes_shared_search") is not None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,7 +16,7 @@ import pytest
 from polyp_ray.config import TrialConfig
 from polyp_ray.experiment import ExperimentLayout
 from polyp_ray.tuning.cross_validate import candidates
-from tests.conftest import SMALL_SPACE, console_of, search_command, write_job
+from tests.conftest import console_of, search_command
 from tests.tuning.test_strategy_searches import assert_strategy_ran
 
 
@@ -65,22 +65,22 @@ def test_the_candidates_start_with_the_trial_the_search_shipped(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_a_resume_after_a_crash_in_cross_validation_retrains_only_what_was_unfinished(tmp_path: Path) -> None:
-    job = write_job(tmp_path, "cvres", tmp_path / "exp", space=SMALL_SPACE, num_samples=2, epochs=1, grace_period=1,
-                    data={"synthetic_count": 24}, cross_validation={"folds": 2, "top_k": 2}, ensemble_k=1, tta=False)
-    command = search_command("--job", str(job), "--name", "run", "--no-report")
-    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    # The search as a crash during its second configuration's folds leaves it: the first one's entry in
-    # the progress file, no cross_validation.json.
-    layout = ExperimentLayout(tmp_path / "exp" / "run")
+@pytest.mark.changes_shared_search
+def test_a_resume_after_a_crash_in_cross_validation_retrains_only_what_was_unfinished(experiment: Path) -> None:
+    # The shared search as a crash during its second configuration's folds leaves it: the first one's entry
+    # in the progress file, no cross_validation.json; then --resume, in place (the study's database is the
+    # experiment's own: a copy elsewhere would not resume). It reruns only the scoring after the search.
+    layout = ExperimentLayout(experiment)
     done = json.loads(layout.cross_validation.read_text())
     layout.cross_validation_progress.write_text(json.dumps({**done, "configs": done["configs"][:1]}))
     layout.cross_validation.unlink()
-    resumed = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    folder = experiment.parents[1]
+    resumed = subprocess.run(search_command("--job", str(folder / "integ.yaml"), "--name", experiment.name,
+                                            "--resume", "--no-report"),
+                             cwd=folder, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     kept, retrained = (c["trial_id"] for c in done["configs"])
-    assert "(2 runs of 1 epoch; 1 kept from the earlier run)" in resumed.stdout
+    assert "(2 runs of 2 epochs; 1 kept from the earlier run)" in resumed.stdout
     line = next(x for x in resumed.stdout.splitlines() if f"1/2 trial {kept}:" in x)
     assert line.endswith("kept from the earlier run)") and f"fold mean {done['configs'][0]['mean']:.4f}" in line
     assert not next(x for x in resumed.stdout.splitlines() if f"2/2 trial {retrained}:" in x).endswith("run)")
