@@ -188,13 +188,10 @@ def _compare(experiment: Path, notebook: Path, out: Path) -> None:
 def _found_by(layout: ExperimentLayout, config: dict) -> str:
     """Which Optuna trial proposed the winner: a seeded point, a random start-up draw, or TPE itself, as
     the sampler recorded it in the study (polyp_ray/tuning/strategies.py, STARTUP_ATTR)."""
-    import optuna
-
+    from polyp_ray.stored_study import load_stored_study
     from polyp_ray.tuning.strategies import STARTUP_ATTR
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    record = json.loads(layout.optuna_record.read_text())
-    study = optuna.load_study(study_name=record["study_name"], storage=record["storage"])
+    study = load_stored_study(layout)
     match = [t for t in study.trials if t.params.get("learning_rate") == config["learning_rate"]]
     if not match:
         return "its Optuna trial was not found"

@@ -13,7 +13,6 @@ parameter in every trial, so those are left out and named in the page instead of
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from polyp_ray.errors import one_line
 from polyp_ray.experiment import TRIALS_TABLE
 from polyp_ray.report.experiment import Experiment
 from polyp_ray.searchspace import Param
+from polyp_ray.stored_study import load_stored_study
 
 Point = tuple[dict[str, Any], float]  # a trial's sampled parameters and its best score
 SAMPLE_SIZE, SAMPLE_BEST, SAMPLE_SEED = 400, 100, 0
@@ -93,19 +93,10 @@ def distribution(param: Param) -> optuna.distributions.BaseDistribution:
 def _stored_points(exp: Experiment) -> list[Point] | None:
     """The finished trials of the search's stored study (polyp_ray/optuna.json names it), best first;
     None where there is none or it cannot be opened (trials.csv serves then)."""
-    record = exp.layout.optuna_record
-    if not record.is_file():
+    if not exp.layout.optuna_record.is_file():
         return None
     try:
-        where = json.loads(record.read_text())
-        local = exp.layout.optuna_db  # the folder's own file wins: the experiment may have moved
-        url = f"sqlite:///{local}" if local.is_file() else str(where["storage"])
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            study = optuna.load_study(study_name=str(where["study_name"]), storage=url)
-        finally:
-            optuna.logging.set_verbosity(verbosity)
+        study = load_stored_study(exp.layout)
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     except Exception:  # noqa: BLE001 - a moved database, a server down: the table's values still serve
         return None

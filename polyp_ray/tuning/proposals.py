@@ -8,14 +8,13 @@ anything: the reader should know that before calling the search's result a searc
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import optuna
 import pandas as pd
 
 from polyp_ray.config import JobConfig
 from polyp_ray.experiment import ExperimentLayout
+from polyp_ray.stored_study import load_stored_study
 from polyp_ray.strategy_config import SEEDED, STARTUP
 from polyp_ray.tuning.strategies import STARTUP_ATTR
 
@@ -28,7 +27,7 @@ def proposed_by(table: pd.DataFrame, job: JobConfig, layout: ExperimentLayout) -
     not one of the study's (a PBT clone's mutated configuration) or two of its matches disagree."""
     if job.sampler not in KNOWN:
         return [""] * len(table)
-    study = _study(layout)
+    study = load_stored_study(layout)
     startup = set(study.user_attrs.get(STARTUP_ATTR, []))
     labelled = [(trial.params, SEEDED if "fixed_params" in trial.system_attrs else
                  STARTUP if trial.number in startup else job.sampler)
@@ -39,15 +38,3 @@ def proposed_by(table: pd.DataFrame, job: JobConfig, layout: ExperimentLayout) -
 def _label(row: dict[str, Any], labelled: list[tuple[dict[str, Any], str]]) -> str:
     found = {label for params, label in labelled if all(row.get(k) == v for k, v in params.items())}
     return found.pop() if len(found) == 1 else ""
-
-
-def _study(layout: ExperimentLayout) -> optuna.Study:
-    record = json.loads(layout.optuna_record.read_text())
-    # The folder's own database wins over the recorded URL (as for warm_start): the folder may have moved.
-    url = f"sqlite:///{layout.optuna_db}" if layout.optuna_db.is_file() else str(record["storage"])
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "Using an existing study" line
-    try:
-        return optuna.load_study(study_name=str(record["study_name"]), storage=url)
-    finally:
-        optuna.logging.set_verbosity(verbosity)

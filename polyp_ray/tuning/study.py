@@ -10,7 +10,6 @@ had asked for but Tune never recorded are marked FAIL, so no trial stays RUNNING
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import warnings
@@ -28,6 +27,7 @@ from polyp_ray.errors import ConfigError, one_line
 from polyp_ray.experiment import ExperimentLayout, recorded_epochs
 from polyp_ray.searchspace import SearchSpace
 from polyp_ray.storage import ExperimentStore
+from polyp_ray.stored_study import quietly, stored_location, write_record
 from polyp_ray.tuning.strategies import new_sampler
 from polyp_ray.tuning.trainable import score_key
 
@@ -106,7 +106,7 @@ def new_searcher(job: JobConfig, space: SearchSpace, experiment: ExperimentStore
         layout.ours.mkdir(parents=True, exist_ok=True)
     rdb = open_storage(url, "optuna_storage")
     direction = StudyDirection.MAXIMIZE if job.mode == "max" else StudyDirection.MINIMIZE
-    study = _quietly(lambda: optuna.create_study(storage=rdb, study_name=name, direction=direction,
+    study = quietly(lambda: optuna.create_study(storage=rdb, study_name=name, direction=direction,
                                                  load_if_exists=True))
     if study.trials:
         raise ConfigError(f"optuna_storage: {shown(url)} already holds a study named {name!r}; pass another --name")
@@ -114,8 +114,7 @@ def new_searcher(job: JobConfig, space: SearchSpace, experiment: ExperimentStore
     if warm:
         study.add_trials(warm)
         print(f"warm start: {len(warm)} finished trials of {source}", flush=True)
-    layout.ours.mkdir(parents=True, exist_ok=True)
-    layout.optuna_record.write_text(json.dumps({"storage": url, "study_name": name}, indent=1))
+    write_record(layout, url, name)
     print(f"Optuna study {name!r} in {shown(url)} (open it with: optuna-dashboard {shown(url)})", flush=True)
     sampler = new_sampler(job)
     return PersistentOptunaSearch(space.define_by_run, metric=score_key(job.metric), mode=job.mode,
@@ -136,7 +135,7 @@ def warm_start_trials(job: JobConfig, space: SearchSpace) -> tuple[list[FrozenTr
     intermediate values. Trials outside the space, or trained at other fixed settings, are left out."""
     assert job.warm_start is not None
     url, name = _warm_source(job.warm_start, job.warm_start_study)
-    earlier = _quietly(lambda: optuna.load_study(study_name=name, storage=open_storage(url, "warm_start")))
+    earlier = quietly(lambda: optuna.load_study(study_name=name, storage=open_storage(url, "warm_start")))
     info = earlier.user_attrs.get(ATTR) or {}
     now = study_record(job)
     for key in ("metric", "mode"):
@@ -205,13 +204,12 @@ def _warm_source(source: str, study: str | None) -> tuple[str, str]:
     """(storage URL, study name) of a warm start: an experiment folder or a storage URL."""
     if "://" not in source:
         layout = ExperimentLayout(Path(source).expanduser().resolve())
-        record = json.loads(layout.optuna_record.read_text()) if layout.optuna_record.is_file() else {}
-        # The folder's own database wins over the recorded URL: the folder may have been moved or copied.
-        url = f"sqlite:///{layout.optuna_db}" if layout.optuna_db.is_file() else record.get("storage")
-        if url is None:
+        location = stored_location(layout)
+        if location is None:
             raise ConfigError(f"warm_start: {source} holds no Optuna study ({layout.optuna_db} or "
                               f"{layout.optuna_record.name})")
-        return url, study or record.get("study_name") or _only_study(url)
+        url, name = location
+        return url, study or name or _only_study(url)
     return source, study or _only_study(source)
 
 
@@ -222,12 +220,3 @@ def _only_study(url: str) -> str:
                           "name one with warm_start_study")
     return names[0]
 
-
-def _quietly(make: Any) -> optuna.Study:
-    """Optuna logs "A new study created" at INFO; the search prints its own line instead."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        return make()
-    finally:
-        optuna.logging.set_verbosity(verbosity)
