@@ -107,7 +107,7 @@ def new_searcher(job: JobConfig, space: SearchSpace, experiment: ExperimentStore
     rdb = open_storage(url, "optuna_storage")
     direction = StudyDirection.MAXIMIZE if job.mode == "max" else StudyDirection.MINIMIZE
     study = quietly(lambda: optuna.create_study(storage=rdb, study_name=name, direction=direction,
-                                                 load_if_exists=True))
+                                                load_if_exists=True))
     if study.trials:
         raise ConfigError(f"optuna_storage: {shown(url)} already holds a study named {name!r}; pass another --name")
     study.set_user_attr(ATTR, study_record(job))
