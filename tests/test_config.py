@@ -160,6 +160,19 @@ def test_set_epochs_lands_in_trial_epochs_and_every_trial_trains_for_it(tmp_path
     assert debug.epochs == debug.grace_period == 1
 
 
+def test_asha_rungs_default_to_the_measured_ones_and_fit_any_epochs(tmp_path: Path) -> None:
+    # Grace 2 / factor 2 (bench/README.md section 11), clipped where a job trains fewer epochs and leaves
+    # grace_period out; a grace_period the job writes is still checked as written.
+    job, _ = load_job_config(_write(tmp_path, "searchspace: space.yaml\ntrial: {epochs: 8}\n"))
+    assert (job.grace_period, job.reduction_factor) == (2, 2)
+    job, _ = load_job_config(_write(tmp_path, "searchspace: space.yaml\ntrial: {epochs: 1}\n"))
+    assert job.grace_period == 1
+    job, _ = load_job_config(_write(tmp_path, "searchspace: space.yaml\ntrial: {epochs: 8}\n"), ["trial.epochs=1"])
+    assert job.grace_period == 1
+    with pytest.raises(ConfigError, match=r"grace_period: must be in \[1, trial.epochs\]$"):
+        load_job_config(_write(tmp_path, "searchspace: space.yaml\ngrace_period: 2\ntrial: {epochs: 1}\n"))
+
+
 def test_the_default_search_starts_from_the_debug_runs_own_point_and_searches_image_size() -> None:
     # The default search must be able to beat the one run a user would make instead (`--debug`): its first
     # trial is that run's point, whatever HyperParams' defaults become, and image size is sampled.
