@@ -166,11 +166,9 @@ class JobConfig(StrategyKeys):
     name: str = "default"
     searchspace: str = "searchspace/default.yaml"  # relative to the job file's folder, then the CWD
     num_samples: int = 8
-    # asha, median: epochs every trial gets before it can be stopped; asha, hyperband: keep the top
-    # 1/reduction_factor at each rung. Not Tune's 1 and 3: a first epoch ranks configurations poorly, and
-    # on recorded CPU curves TPE + ASHA reached a better model on these rungs (bench/README.md, section 11).
-    grace_period: int = 2  # at most trial.epochs: a job that leaves it out with fewer epochs gets trial.epochs
-    reduction_factor: int = 2
+    # Not Tune's 1 and 3: on recorded CPU curves TPE + ASHA did better on these rungs (bench/README.md 11).
+    grace_period: int = 2  # asha, median: epochs before a trial can be stopped (clipped to trial.epochs)
+    reduction_factor: int = 2  # asha, hyperband: keep the top 1/reduction_factor at each rung
     metric: str = "val_dice"  # val_<a name of polyp_ray.metrics.METRICS>, or val_loss
     mode: str = ""  # "": the metric's own direction (MAE and the loss are minimised); max or min must agree
     max_concurrent: int = 2
@@ -237,9 +235,8 @@ def load_job_config(path: str | Path, overrides: list[str] | None = None,
     """A job and the resolved path of its search-space file; ``data`` at the top level feeds the trial.
 
     The file is checked on its own first, so an error names the file; then with the ``--set``
-    overrides, so an error an override brings names ``--set``. A debug run (one trial, no ASHA) takes
-    any ``trial.epochs``: ASHA's grace period is clipped to it.
-    """
+    overrides, so an error an override brings names ``--set``. A debug run (one trial, no ASHA), or a job
+    leaving ``grace_period`` out, takes any ``trial.epochs``: ASHA's grace period is clipped to it."""
     job = load_job(path, overrides, debug)
     return job, resolve_relative(job.searchspace, Path(path).resolve().parent, str(path), "searchspace")
 
@@ -264,7 +261,7 @@ def _job_from_raw(raw: dict[str, Any], where: str, debug: bool) -> JobConfig:
             raise ConfigError(f"{where}: trial: expected a mapping")
         trial["data"] = data
     job = from_mapping(JobConfig, raw, where)
-    if debug or "grace_period" not in raw:  # a default (or a debug run's one trial) fits any trial.epochs
+    if debug or "grace_period" not in raw:
         job.grace_period = max(1, min(job.grace_period, job.trial.epochs))
     job.validate(where)
     return job
