@@ -266,10 +266,10 @@ def main() -> None:
                   f"load average {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
         runs = load(results)
         if args.report:  # the seeds every strategy and peer finished; a variant is shown if it has them all
-            main = [label for label in labels if label not in {v[0] for v in VARIANTS.get(budget_name, [])}]
+            core = [label for label in labels if label not in {v[0] for v in VARIANTS.get(budget_name, [])}]
             seeds = next(n for n in range(args.seeds, -1, -1)
-                         if all((budget_name, label, seed) in runs for label in main for seed in range(n)))
-            labels = main + [label for label in labels if label not in main and
+                         if all((budget_name, label, seed) in runs for label in core for seed in range(n)))
+            labels = core + [label for label in labels if label not in core and
                              all((budget_name, label, seed) in runs for seed in range(seeds))]
         if not seeds:
             continue
