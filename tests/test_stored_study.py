@@ -20,9 +20,13 @@ def _searched(root: Path, name: str = "s", values: tuple[float, ...] = (0.2, 0.7
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=url, direction="maximize")
     for value in values:
-        study.add_trial(optuna.trial.create_trial(params={"x": value}, value=value,
-                                                  distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
+        _add(study, value)
     return layout
+
+
+def _add(study: optuna.Study, value: float) -> None:
+    study.add_trial(optuna.trial.create_trial(params={"x": value}, value=value,
+                                              distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
 
 
 def test_the_record_a_search_writes_loads_its_study(tmp_path: Path) -> None:
@@ -37,8 +41,7 @@ def test_a_moved_folder_reads_its_own_database_not_the_recorded_path(tmp_path: P
     shutil.copytree(tmp_path / "old", tmp_path / "new")
     # The old folder's study changes after the copy: the copy must not read it through its record.
     old = optuna.load_study(study_name="s", storage=f"sqlite:///{ExperimentLayout(tmp_path / 'old').optuna_db}")
-    old.add_trial(optuna.trial.create_trial(params={"x": 0.9}, value=0.9,
-                                            distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
+    _add(old, 0.9)
     moved = ExperimentLayout(tmp_path / "new")
     assert stored_location(moved) == (f"sqlite:///{moved.optuna_db}", "s")
     assert [t.value for t in load_stored_study(moved).trials] == [0.1]

@@ -93,12 +93,10 @@ def distribution(param: Param) -> optuna.distributions.BaseDistribution:
 def _stored_points(exp: Experiment) -> list[Point] | None:
     """The finished trials of the search's stored study (polyp_ray/optuna.json names it), best first;
     None where there is none or it cannot be opened (trials.csv serves then)."""
-    if not exp.layout.optuna_record.is_file():
-        return None
     try:
         study = load_stored_study(exp.layout)
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    except Exception:  # noqa: BLE001 - a moved database, a server down: the table's values still serve
+    except Exception:  # noqa: BLE001 - no record, a moved database, a server down: the table's values serve
         return None
     points = [(dict(t.params), float(t.value)) for t in trials  # type: ignore[arg-type]
               if "warm_start_from" not in t.user_attrs and t.value is not None and math.isfinite(t.value)]
