@@ -259,18 +259,19 @@ def main() -> None:
         done = load(results)
         todo = [{"budget": budget_name, "label": label, "seed": seed} for seed in range(args.seeds) for label in labels
                 if (budget_name, label, seed) not in done]
-        started, seeds = time.time(), args.seeds
+        started = time.time()
         if todo and not args.report:
             run_pool(todo, args.jobs, work, results, Path(__file__))
             print(f"{budget_name}: {len(todo)} replays in {time.time() - started:.0f} s ({args.jobs} at a time); "
                   f"load average {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
         runs = load(results)
-        if args.report:  # the seeds every strategy and peer finished; a variant is shown if it has them all
-            core = [label for label in labels if label not in {v[0] for v in VARIANTS.get(budget_name, [])}]
-            seeds = next(n for n in range(args.seeds, -1, -1)
-                         if all((budget_name, label, seed) in runs for label in core for seed in range(n)))
-            labels = core + [label for label in labels if label not in core and
-                             all((budget_name, label, seed) in runs for seed in range(seeds))]
+        # Over the seeds every strategy and peer finished (a worker that died leaves gaps); a variant is shown
+        # if it has them all.
+        core = [label for label in labels if label not in {v[0] for v in VARIANTS.get(budget_name, [])}]
+        seeds = next(n for n in range(args.seeds, -1, -1)
+                     if all((budget_name, label, seed) in runs for label in core for seed in range(n)))
+        labels = core + [label for label in labels if label not in core and
+                         all((budget_name, label, seed) in runs for seed in range(seeds))]
         if not seeds:
             continue
         traces = {label: [compact(runs[(budget_name, label, seed)]["trace"]) for seed in range(seeds)]
