@@ -183,16 +183,18 @@ def replay_kerastuner(space_hp: Any, surrogate: Surrogate, seed: int, budget_s: 
     return trace
 
 
-def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Path) -> None:
+def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Path, restarts: int = 2) -> None:
     """``tasks`` over ``jobs`` processes of ``script --worker`` (bench_search.py), each taking the next task
-    when it is done with one; each result is appended to ``results`` as it comes."""
+    when it is done with one; each result is appended to ``results`` as it comes. A worker that dies (a
+    local Ray can time out at start on a busy machine) gives its task back and is started again, up to
+    ``restarts`` times per slot."""
     pending: queue.Queue = queue.Queue()
     for task in tasks:
         pending.put(task)
     lock = threading.Lock()
 
-    def feed(index: int) -> None:
-        log = (work / f"worker-{index}.log").open("a")
+    def serve(index: int, log: Any) -> bool:
+        """One worker process until the queue is empty (True) or it dies (False, its task given back)."""
         child = subprocess.Popen([sys.executable, str(script), "--worker", "--work", str(work)], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
         try:
@@ -200,7 +202,7 @@ def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Pa
                 try:
                     task = pending.get_nowait()
                 except queue.Empty:
-                    break
+                    return True
                 child.stdin.write(json.dumps(task) + "\n")
                 child.stdin.flush()
                 for out in child.stdout:
@@ -213,10 +215,21 @@ def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Pa
                         break
                     log.write(out)
                 else:
-                    raise RuntimeError(f"worker {index} died: see {work}/worker-{index}.log")
+                    pending.put(task)
+                    return False
+        except BrokenPipeError:  # it died before reading the task
+            pending.put(task)
+            return False
         finally:
             child.stdin.close()
             child.wait()
+
+    def feed(index: int) -> None:
+        with (work / f"worker-{index}.log").open("a") as log:
+            for attempt in range(restarts + 1):
+                if serve(index, log):
+                    return
+                print(f"  worker {index} died (attempt {attempt + 1}): see {work}/worker-{index}.log", flush=True)
 
     threads = [threading.Thread(target=feed, args=(i,)) for i in range(jobs)]
     for t in threads:
