@@ -55,3 +55,26 @@ def test_bench_search_replays_a_peer_and_summarises() -> None:
     (line,) = summarise({"peer": [trace, trace]}, best, budget)
     cells = [c.split(" [")[0] for c in line.strip("| ").split(" | ")[1:4]]
     assert all(float(c) >= 0.0 for c in cells) and float(cells[2]) <= float(cells[0])
+
+
+def test_replay_pool_restarts_a_worker_that_dies_and_loses_no_task(tmp_path: Path) -> None:
+    """A worker whose local Ray times out at start dies; its task goes back to the queue and a new worker
+    takes it, so every task ends in results once (one slot, and a fake worker that dies the first time it
+    is started: without the restart nothing would be done)."""
+    import json
+
+    from bench.search_replay import run_pool
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import json, sys\nfrom pathlib import Path\n"
+        f"marker = Path({str(tmp_path / 'died')!r})\n"
+        "if not marker.exists():\n    marker.touch()\n    sys.exit(1)\n"
+        "for line in sys.stdin:\n"
+        "    print('@@' + json.dumps({**json.loads(line), 'wall_s': 0.0, 'trace': []}), flush=True)\n")
+    results = tmp_path / "results.jsonl"
+    tasks = [{"budget": "b", "label": "l", "seed": seed} for seed in range(5)]
+    run_pool(tasks, 1, tmp_path, results, script)
+    done = sorted(json.loads(line)["seed"] for line in results.read_text().splitlines())
+    assert done == list(range(5))
+    assert (tmp_path / "died").exists()  # the first worker did die
