@@ -235,7 +235,7 @@ def main() -> None:
     ap.add_argument("--work", default="/dev/shm/polyp_ray_bench_search", help="the replays' scratch (tmpfs)")
     ap.add_argument("--report", action="store_true",
                     help="replay nothing: tables and plot from --out's results.jsonl, per budget over the seeds "
-                         "every strategy has finished")
+                         "ours and the peers have finished (strategies with fewer are named, not shown)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -265,13 +265,18 @@ def main() -> None:
             print(f"{budget_name}: {len(todo)} replays in {time.time() - started:.0f} s ({args.jobs} at a time); "
                   f"load average {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
         runs = load(results)
-        # Over the seeds every strategy and peer finished (a worker that died leaves gaps); a variant is shown
-        # if it has them all.
-        core = [label for label in labels if label not in {v[0] for v in VARIANTS.get(budget_name, [])}]
+        # Over the seeds the verdict's rows (ours and the peers) all finished; a strategy is shown if it has
+        # them all, and named with its own count if not (a run cut short, a worker that died, or the
+        # contenders replayed first with --only).
+        key = [label for label in labels if label in {STRATEGIES[0][0], *PEERS}] or labels
         seeds = next(n for n in range(args.seeds, -1, -1)
-                     if all((budget_name, label, seed) in runs for label in core for seed in range(n)))
-        labels = core + [label for label in labels if label not in core and
-                         all((budget_name, label, seed) in runs for seed in range(seeds))]
+                     if all((budget_name, label, seed) in runs for label in key for seed in range(n)))
+        fewer = {label: sum((budget_name, label, seed) in runs for seed in range(args.seeds)) for label in labels
+                 if not all((budget_name, label, seed) in runs for seed in range(seeds))}
+        labels = [label for label in labels if label not in fewer]
+        if fewer:
+            print(f"{budget_name}, not shown (fewer than {seeds} seeds): "
+                  + ", ".join(f"{label} ({n})" for label, n in fewer.items()), flush=True)
         if not seeds:
             continue
         traces = {label: [compact(runs[(budget_name, label, seed)]["trace"]) for seed in range(seeds)]
