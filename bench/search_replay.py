@@ -15,6 +15,7 @@ epoch, in report order; the true Dice is the surrogate's noise-free score of tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -221,7 +222,8 @@ def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Pa
             pending.put(task)
             return False
         finally:
-            child.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # the line a dead worker never read is still buffered
+                child.stdin.close()
             child.wait()
 
     def feed(index: int) -> None:
