@@ -189,6 +189,7 @@ def plot(all_traces: dict, best: float, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     colours = plt.get_cmap("tab20").colors
+    variants = {v[0] for vs in VARIANTS.values() for v in vs}
     fig, axes = plt.subplots(2, len(all_traces), figsize=(7.5 * len(all_traces), 10), squeeze=False)
     for col, (budget_name, traces) in enumerate(all_traces.items()):
         for by in (0, 1):
@@ -198,11 +199,14 @@ def plot(all_traces: dict, best: float, out: Path) -> None:
             for i, (label, runs) in enumerate(traces.items()):
                 curves = np.maximum([[best - best_at(run, g, by) for g in grid] for run in runs], 1e-3)
                 x = grid / 3600 if by else grid
-                ours = label.startswith("ours")
-                ax.plot(x, np.median(curves, axis=0), label=label, color="black" if ours else colours[2 * i % 20],
-                        lw=2.5 if ours else 1.2, ls="-" if ours or i % 2 == 0 else "--")
+                # Ours in black, a variant of it (the shipped default's rungs) in bold magenta, which tab20
+                # lacks; the rest take tab20's dark shades, then its light ones, so no two lines share one.
+                ours, variant = label.startswith("ours"), label in variants
+                colour = "black" if ours else "magenta" if variant else colours[2 * i % 20 + (2 * i) // 20]
+                ax.plot(x, np.median(curves, axis=0), label=label, color=colour, lw=2.5 if ours or variant else 1.2,
+                        ls="-" if ours or variant or i % 2 == 0 else "--")
                 ax.fill_between(x, np.percentile(curves, 25, axis=0), np.percentile(curves, 75, axis=0),
-                                color="black" if ours else colours[2 * i % 20], alpha=0.12 if ours else 0.05)
+                                color=colour, alpha=0.12 if ours or variant else 0.05)
             ax.set_yscale("log")
             ax.set_ylim(9e-4, 0.2)
             slots = BUDGETS[budget_name]["max_concurrent"]
