@@ -188,7 +188,7 @@ def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Pa
     """``tasks`` over ``jobs`` processes of ``script --worker`` (bench_search.py), each taking the next task
     when it is done with one; each result is appended to ``results`` as it comes. A worker that dies (a
     local Ray can time out at start on a busy machine) gives its task back and is started again, up to
-    ``restarts`` times per slot."""
+    ``restarts`` times per slot; tasks still queued when every slot has given up raise RuntimeError."""
     pending: queue.Queue = queue.Queue()
     for task in tasks:
         pending.put(task)
@@ -238,3 +238,6 @@ def run_pool(tasks: list[dict], jobs: int, work: Path, results: Path, script: Pa
         t.start()
     for t in threads:
         t.join()
+    if not pending.empty():  # every slot spent its restarts: say so rather than report a short run as done
+        raise RuntimeError(f"{pending.qsize()} of {len(tasks)} replays not done: every worker died {restarts + 1} "
+                           f"times; see {work}/worker-*.log")

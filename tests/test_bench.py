@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -78,3 +79,17 @@ def test_replay_pool_restarts_a_worker_that_dies_and_loses_no_task(tmp_path: Pat
     done = sorted(json.loads(line)["seed"] for line in results.read_text().splitlines())
     assert done == list(range(5))
     assert (tmp_path / "died").exists()  # the first worker did die
+
+
+def test_replay_pool_says_when_every_worker_gave_up_and_tasks_are_left(tmp_path: Path) -> None:
+    """A worker that dies every time it starts (Ray never comes up) spends the slot's restarts; the pool
+    then raises naming how many replays were not done, instead of returning as if the run were complete."""
+    from bench.search_replay import run_pool
+
+    script = tmp_path / "worker.py"
+    script.write_text("import sys\nsys.exit(1)\n")
+    results = tmp_path / "results.jsonl"
+    tasks = [{"budget": "b", "label": "l", "seed": seed} for seed in range(3)]
+    with pytest.raises(RuntimeError, match="3 of 3 replays not done: every worker died 2 times"):
+        run_pool(tasks, 1, tmp_path, results, script, restarts=1)
+    assert not results.exists()
