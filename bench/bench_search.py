@@ -229,6 +229,11 @@ def load(results: Path) -> dict:
     return runs
 
 
+def seeds_finished(runs: dict, budget_name: str, label: str, most: int) -> int:
+    """How many seeds from seed 0 on (at most ``most``) ``label`` has in ``runs`` with no gap."""
+    return next((seed for seed in range(most) if (budget_name, label, seed) not in runs), most)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=20)
@@ -273,10 +278,9 @@ def main() -> None:
         # them all, and named with its own count if not (a run cut short, a worker that died, or the
         # contenders replayed first with --only).
         key = [label for label in labels if label in {STRATEGIES[0][0], *PEERS}] or labels
-        seeds = next(n for n in range(args.seeds, -1, -1)
-                     if all((budget_name, label, seed) in runs for label in key for seed in range(n)))
+        seeds = min((seeds_finished(runs, budget_name, label, args.seeds) for label in key), default=args.seeds)
         fewer = {label: sum((budget_name, label, seed) in runs for seed in range(args.seeds)) for label in labels
-                 if not all((budget_name, label, seed) in runs for seed in range(seeds))}
+                 if seeds_finished(runs, budget_name, label, seeds) < seeds}
         labels = [label for label in labels if label not in fewer]
         if fewer:
             print(f"{budget_name}, not shown (fewer than {seeds} seeds): "

@@ -93,3 +93,15 @@ def test_replay_pool_says_when_every_worker_gave_up_and_tasks_are_left(tmp_path:
     with pytest.raises(RuntimeError, match="3 of 3 replays not done: every worker died 2 times"):
         run_pool(tasks, 1, tmp_path, results, script, restarts=1)
     assert not results.exists()
+
+
+def test_seeds_finished_counts_from_seed_zero_up_to_the_first_gap() -> None:
+    """The report's seed count: a strategy with seeds 0-2 and 4 has 3 usable seeds (the tables take the
+    same seeds for every row), one with none has 0, and the count never passes the seeds asked for."""
+    from bench.bench_search import seeds_finished
+
+    runs = {("kvasir", "a", seed): {} for seed in (0, 1, 2, 4)} | {("cpu-hour", "b", seed): {} for seed in range(9)}
+    assert seeds_finished(runs, "kvasir", "a", 20) == 3
+    assert seeds_finished(runs, "kvasir", "b", 20) == 0
+    assert seeds_finished(runs, "cpu-hour", "b", 5) == 5
+    assert seeds_finished(runs, "cpu-hour", "b", 20) == 9
